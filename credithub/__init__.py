@@ -1,0 +1,1 @@
+"""credithub: the command line and the supervisor that starts the parts."""

@@ -1,0 +1,142 @@
+"""The operator's command line (CONTRACT.md §7): `credithub up|api|db|partners|lines`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hub import clock, line_import, migrate, partners
+from hub.db import get_engine, unit_of_work
+from hub.errors import HubError
+from hub.personal_data import get_vault
+from hub.settings import get_settings
+
+app = typer.Typer(help="credithub: the credit-based services integration hub.", no_args_is_help=True)
+db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
+partners_app = typer.Typer(help="Hospitals, banks, channels and operators.", no_args_is_help=True)
+lines_app = typer.Typer(help="Medical credit lines.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(partners_app, name="partners")
+app.add_typer(lines_app, name="lines")
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to the configured database."""
+    migrate.upgrade()
+    err.print(f"database is up to date: {_safe_url()}")
+
+
+def _safe_url() -> str:
+    return get_engine().url.render_as_string(hide_password=True)
+
+
+@app.command()
+def api(
+    host: str = typer.Option(None, help="Address to listen on (CREDITHUB_API_HOST)."),
+    port: int = typer.Option(None, help="Port to listen on (CREDITHUB_API_PORT)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Run the API alone (migrations first)."""
+    from credithub.serve import serve_api
+
+    migrate.upgrade()
+    serve_api(host, port, workers)
+
+
+@app.command()
+def up() -> None:
+    """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
+    from credithub.serve import run_all
+
+    run_all()
+
+
+@partners_app.command("add")
+def partners_add(
+    kind: str = typer.Option(..., help="hospital, bank, channel or operator"),
+    name: str = typer.Option(..., help="The partner's name."),
+    code: str = typer.Option(..., help="A short unique code, e.g. a bank code."),
+    webhook_url: str = typer.Option(None, help="Where to send events."),
+) -> None:
+    """Add a partner; prints its API key once (it is stored only as a hash)."""
+    migrate.upgrade()
+    try:
+        with unit_of_work() as session:
+            new = partners.add_partner(
+                session, get_vault(), kind=kind, name=name, code=code,
+                webhook_url=webhook_url, now=clock.now(),
+            )  # fmt: skip
+    except HubError as exc:
+        _fail(exc.detail)
+    print(json.dumps({
+        "partner_id": new.partner_id, "kind": new.kind, "code": new.code,
+        "api_key": new.api_key, "webhook_secret": new.webhook_secret,
+    }))  # fmt: skip
+
+
+@partners_app.command("rotate-key")
+def partners_rotate_key(code: str) -> None:
+    """Issue a new API key; the old one keeps working for 24 hours."""
+    settings = get_settings()
+    try:
+        with unit_of_work() as session:
+            key = partners.rotate_key(
+                session, code, grace=timedelta(hours=settings.rotated_key_grace_hours), now=clock.now()
+            )
+    except HubError as exc:
+        _fail(exc.detail)
+    print(json.dumps({"code": code, "api_key": key}))
+
+
+@partners_app.command("disable")
+def partners_disable(code: str) -> None:
+    """Disable a partner: every one of its keys stops working."""
+    try:
+        with unit_of_work() as session:
+            partners.disable(session, code)
+    except HubError as exc:
+        _fail(exc.detail)
+    err.print(f"partner {code} disabled")
+
+
+@lines_app.command("import")
+def lines_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
+    """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen)."""
+    migrate.upgrade()
+    total = max(sum(1 for _ in file.open(encoding="utf-8-sig")) - 1, 0)
+    with file.open(encoding="utf-8-sig", newline="") as handle, Progress(
+        TextColumn("importing lines"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("import", total=total)
+        try:
+            report = line_import.import_lines(
+                get_engine(), get_vault(), line_import.read_rows(handle), clock.now,
+                progress=lambda n: bar.advance(task, n),
+            )  # fmt: skip
+        except line_import.BadHeader as exc:
+            _fail(str(exc), code=1)
+    for problem in report.bad:
+        print(problem)
+    err.print(
+        f"{report.rows} rows: {report.imported} imported, {report.skipped} skipped "
+        f"(resident already holds a line), {len(report.bad)} bad"
+    )
+    sys.exit(1 if report.bad else 0)
+
+
+if __name__ == "__main__":
+    app()

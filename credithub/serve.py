@@ -1,0 +1,35 @@
+"""Starting the parts: the API server, and `up`, which runs everything."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from rich.console import Console
+
+from hub import migrate
+from hub.settings import get_settings
+
+console = Console(stderr=True)
+
+
+def serve_api(host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    settings = get_settings()
+    host, port = host or settings.api_host, port or settings.api_port
+    console.print(f"API      http://{host}:{port}/v1   docs http://{host}:{port}/docs")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        "integrations.endpoints.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def run_all() -> None:
+    """Everything this version has: migrations, then the API until Ctrl-C."""
+    migrate.upgrade()
+    serve_api()

@@ -1,0 +1,252 @@
+"""Holds: two-phase pre-authorisations of hospital charges against a line.
+
+A hold is `held` until the visit closes (captured or released), the hospital
+voids it, or it expires. The line's `held_fen` is moved by one conditional
+UPDATE that succeeds only while enough credit is available, so racing requests
+can never overdraw a line, on SQLite or PostgreSQL alike.
+
+Lock order, to keep PostgreSQL free of deadlocks: visit, then line, then holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub import ledger
+from hub.errors import Conflict, InsufficientCredit, not_found
+from hub.ids import new_id
+from hub.lines import lock_line
+from hub.references import insert_new, replay_or_refuse
+from models.tables import Authorization, CreditLine, Visit
+
+
+class LineNotActive(Conflict):
+    code = "line_not_active"
+    title = "The credit line is suspended or closed"
+
+
+class VisitNotOpen(Conflict):
+    code = "visit_not_open"
+    title = "The visit is closed"
+
+
+class AuthorizationNotHeld(Conflict):
+    code = "authorization_not_held"
+    title = "The authorization is no longer held"
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    outpatient_ttl: timedelta
+    inpatient_ttl: timedelta
+
+    def expires_at(self, visit_kind: str, now: datetime) -> datetime:
+        return now + (self.inpatient_ttl if visit_kind == "inpatient" else self.outpatient_ttl)
+
+
+def effective_status(auth: Authorization, now: datetime) -> str:
+    """`expired` from `expires_at` on, whether or not the sweep has run."""
+    if auth.status == "held" and auth.expires_at <= now:
+        return "expired"
+    return auth.status
+
+
+def release_expired(session: Session, line_id: str, now: datetime) -> int:
+    """Mark the line's expired holds `expired` and give their credit back."""
+    expired = session.execute(
+        update(Authorization)
+        .where(
+            Authorization.credit_line_id == line_id,
+            Authorization.status == "held",
+            Authorization.expires_at <= now,
+        )
+        .values(status="expired")
+        .returning(Authorization.id, Authorization.amount_fen, Authorization.hospital_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    total = sum(row.amount_fen for row in expired)
+    if total:
+        session.execute(
+            update(CreditLine)
+            .where(CreditLine.id == line_id)
+            .values(held_fen=CreditLine.held_fen - total)
+            .execution_options(synchronize_session=False)
+        )
+        for row in expired:
+            ledger.transfer(
+                session, "hold_expired", row.id,
+                ledger.hospital_holds(row.hospital_id), ledger.line_held(line_id),
+                row.amount_fen, now,
+            )  # fmt: skip
+    return total
+
+
+def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:
+    """Add `amount` to the line's held credit, or raise: the one conditional UPDATE.
+
+    Only when the first attempt fails are the line's expired holds released
+    (under the line's lock) and the UPDATE tried once more: the stored
+    `held_fen` can only over-count, so a success needs no sweep.
+    """
+    for attempt in range(2):
+        result = session.execute(
+            update(CreditLine)
+            .where(
+                CreditLine.id == line_id,
+                CreditLine.status == "active",
+                CreditLine.held_fen + CreditLine.outstanding_fen + amount <= CreditLine.limit_fen,
+            )
+            .values(held_fen=CreditLine.held_fen + amount)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return
+        line = lock_line(session, line_id)
+        if line.status != "active":
+            raise LineNotActive(f"credit line {line_id} is {line.status}")
+        if attempt == 0 and release_expired(session, line_id, now) == 0:
+            break
+    raise InsufficientCredit(f"not enough available credit on {line_id} for {amount} fen")
+
+
+def place_hold(
+    session: Session,
+    *,
+    hospital_id: str,
+    visit_id: str,
+    amount_fen: int,
+    his_order_id: str,
+    description: str | None,
+    policy: HoldPolicy,
+    now: datetime,
+) -> tuple[Authorization, bool]:
+    """Hold `amount_fen` for a charge; returns the hold and whether it is new."""
+    visit = session.execute(
+        select(Visit.hospital_id, Visit.status, Visit.credit_line_id, Visit.kind)
+        .where(Visit.id == visit_id)
+        .with_for_update(read=True)  # a close waits for us, and we for it
+    ).first()
+    if visit is None or visit.hospital_id != hospital_id:
+        raise not_found("visit", visit_id)
+    auth_id = new_id("auth")
+    inserted = insert_new(
+        session,
+        Authorization,
+        {
+            "id": auth_id,
+            "visit_id": visit_id,
+            "credit_line_id": visit.credit_line_id,
+            "hospital_id": hospital_id,
+            "his_order_id": his_order_id,
+            "description": description,
+            "status": "held",
+            "amount_fen": amount_fen,
+            "initial_fen": amount_fen,
+            "captured_fen": 0,
+            "created_at": now,
+            "expires_at": policy.expires_at(visit.kind, now),
+        },
+    )
+    if not inserted:
+        existing = session.scalar(
+            select(Authorization).where(
+                Authorization.hospital_id == hospital_id,
+                Authorization.his_order_id == his_order_id,
+            )
+        )
+        same = (
+            existing is not None
+            and existing.visit_id == visit_id
+            and existing.initial_fen == amount_fen
+            and existing.description == description
+        )
+        return replay_or_refuse(existing, "his_order_id", same), False
+    if visit.status != "open":
+        raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
+    reserve(session, visit.credit_line_id, amount_fen, now)
+    ledger.transfer(
+        session, "hold_placed", auth_id,
+        ledger.line_held(visit.credit_line_id), ledger.hospital_holds(hospital_id),
+        amount_fen, now,
+    )  # fmt: skip
+    auth = session.get(Authorization, auth_id)
+    assert auth is not None
+    return auth, True
+
+
+def get_authorization(session: Session, hospital_id: str, auth_id: str) -> Authorization:
+    auth = session.get(Authorization, auth_id)
+    if auth is None or auth.hospital_id != hospital_id:
+        raise not_found("authorization", auth_id)
+    return auth
+
+
+def _require_held(auth: Authorization, now: datetime) -> None:
+    status = effective_status(auth, now)
+    if status != "held":
+        raise AuthorizationNotHeld(f"authorization {auth.id} is {status}")
+
+
+def increment_hold(
+    session: Session, *, hospital_id: str, auth_id: str, amount_fen: int, now: datetime
+) -> Authorization:
+    """Raise a live hold by `amount_fen`; its expiry stays as it was."""
+    auth = get_authorization(session, hospital_id, auth_id)
+    _require_held(auth, now)
+    reserve(session, auth.credit_line_id, amount_fen, now)
+    raised = session.execute(
+        update(Authorization)
+        .where(
+            Authorization.id == auth_id,
+            Authorization.status == "held",
+            Authorization.expires_at > now,
+        )
+        .values(amount_fen=Authorization.amount_fen + amount_fen)
+        .execution_options(synchronize_session=False)
+    )
+    if raised.rowcount != 1:  # type: ignore[attr-defined]
+        raise AuthorizationNotHeld(f"authorization {auth_id} is no longer held")
+    ledger.transfer(
+        session, "hold_incremented", auth_id,
+        ledger.line_held(auth.credit_line_id), ledger.hospital_holds(hospital_id),
+        amount_fen, now,
+    )  # fmt: skip
+    session.refresh(auth)
+    return auth
+
+
+def void_hold(session: Session, *, hospital_id: str, auth_id: str, now: datetime) -> Authorization:
+    """Release a live hold: its amount is available again."""
+    auth = get_authorization(session, hospital_id, auth_id)
+    _require_held(auth, now)
+    lock_line(session, auth.credit_line_id)
+    voided = session.execute(
+        update(Authorization)
+        .where(
+            Authorization.id == auth_id,
+            Authorization.status == "held",
+            Authorization.expires_at > now,
+        )
+        .values(status="voided")
+        .returning(Authorization.amount_fen)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if voided is None:
+        raise AuthorizationNotHeld(f"authorization {auth_id} is no longer held")
+    session.execute(
+        update(CreditLine)
+        .where(CreditLine.id == auth.credit_line_id)
+        .values(held_fen=CreditLine.held_fen - voided.amount_fen)
+        .execution_options(synchronize_session=False)
+    )
+    ledger.transfer(
+        session, "hold_voided", auth_id,
+        ledger.hospital_holds(hospital_id), ledger.line_held(auth.credit_line_id),
+        voided.amount_fen, now,
+    )  # fmt: skip
+    session.refresh(auth)
+    return auth

@@ -1,0 +1,187 @@
+"""Inbound idempotency: a partner's retry under the same key changes nothing.
+
+The first outcome (2xx, 402 or 409) is stored in the same transaction as the
+effect it describes, so a retry finds either both or neither. While the first
+request runs, PostgreSQL's transaction-scoped advisory lock on the key tells a
+second one it is in progress; SQLite serialises writers, so it never sees one.
+The plain INSERT of the outcome is the final guard: if another request stored
+the key first, this transaction rolls back whole and replays that one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.db import new_session
+from hub.errors import HubError
+from models.tables import IdempotencyKey
+
+STORED_STATUSES = frozenset({402, 409})
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    method: str
+    path: str
+    request_body: Any
+    status_code: int
+    response_body: str
+
+
+class InProgress(Exception):
+    """Another request under the same key has not finished."""
+
+
+def is_stored(status_code: int) -> bool:
+    return 200 <= status_code < 300 or status_code in STORED_STATUSES
+
+
+def _lock_key(partner_id: str, key: str) -> int:
+    digest = hashlib.blake2b(f"{partner_id}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def claim(session: Session, partner_id: str, key: str) -> StoredOutcome | None:
+    """The stored outcome for the key, or None when this request goes first.
+
+    Raises InProgress when another transaction holds the key right now.
+    """
+    columns = "k.method, k.path, k.request_body, k.status_code, k.response_body"
+    params = {"p": partner_id, "k": key}
+    if session.get_bind().dialect.name == "postgresql":
+        sql = (
+            f"SELECT pg_try_advisory_xact_lock(:h) AS free, {columns} FROM (SELECT 1) AS one "
+            "LEFT JOIN idempotency_keys k ON k.partner_id = :p AND k.key = :k"
+        )
+        params["h"] = _lock_key(partner_id, key)  # type: ignore[assignment]
+    else:
+        sql = (
+            f"SELECT 1 AS free, {columns} FROM (SELECT 1) AS one "
+            "LEFT JOIN idempotency_keys k ON k.partner_id = :p AND k.key = :k"
+        )
+    row = session.execute(
+        text(sql).columns(**{"request_body": IdempotencyKey.__table__.c.request_body.type}),
+        params,
+    ).one()
+    if row.status_code is not None:
+        return StoredOutcome(
+            row.method, row.path, row.request_body, row.status_code, row.response_body
+        )
+    if not row.free:
+        raise InProgress
+    return None
+
+
+def store(
+    session: Session,
+    *,
+    partner_id: str,
+    key: str,
+    method: str,
+    path: str,
+    request_body: Any,
+    status_code: int,
+    response_body: str,
+    now: datetime,
+) -> None:
+    """Record the outcome; an IntegrityError means another request stored it first."""
+    session.execute(
+        insert(IdempotencyKey).values(
+            partner_id=partner_id,
+            key=key,
+            method=method,
+            path=path,
+            request_body=request_body,
+            status_code=status_code,
+            response_body=response_body,
+            created_at=now,
+        )
+    )
+
+
+def differences(stored: StoredOutcome, method: str, path: str, body: Any) -> list[str]:
+    """What differs between the stored request and this one: 'path' or body field names."""
+    if (stored.method, stored.path) != (method, path):
+        return ["path"]
+    if stored.request_body == body:
+        return []
+    if isinstance(stored.request_body, dict) and isinstance(body, dict):
+        keys = sorted(set(stored.request_body) | set(body))
+        return [k for k in keys if stored.request_body.get(k, ...) != body.get(k, ...)]
+    return ["body"]
+
+
+def purge_older_than(session: Session, cutoff: datetime) -> int:
+    """Forget keys stored before `cutoff` (kept at least the retention period)."""
+    result: Any = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+    return int(result.rowcount)
+
+
+
+
+class StoredMeanwhile(Exception):
+    """Another request stored this key after we looked: run again to replay it."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request under an idempotency key, as `run_once` needs it."""
+
+    partner_id: str
+    key: str
+    method: str
+    path: str
+    body: Any
+    now: datetime
+
+
+Outcome = tuple[int, str]
+
+
+def run_once(
+    engine: Engine,
+    attempt: Attempt,
+    work: Callable[[Session], Outcome],
+    outcome_of: Callable[[HubError], Outcome],
+) -> tuple[Outcome, StoredOutcome | None]:
+    """Run `work` and store its outcome in one transaction, unless the key has one.
+
+    Returns the outcome and, when the key was used before, the stored request
+    it answers (the caller compares it with this one). A HubError whose outcome
+    is stored (402, 409) rolls the work back and stores just the outcome.
+    Raises InProgress, or StoredMeanwhile when a racing request won.
+    """
+    with new_session(engine) as session:
+        session.begin()
+        stored = claim(session, attempt.partner_id, attempt.key)
+        if stored is not None:
+            return (stored.status_code, stored.response_body), stored
+        try:
+            outcome = work(session)
+        except HubError as error:
+            outcome = outcome_of(error)
+            if not is_stored(outcome[0]):
+                raise
+            session.rollback()  # undo the attempt; keep only its outcome
+            session.begin()
+            stored = claim(session, attempt.partner_id, attempt.key)
+            if stored is not None:
+                return (stored.status_code, stored.response_body), stored
+        try:
+            store(
+                session, partner_id=attempt.partner_id, key=attempt.key, method=attempt.method,
+                path=attempt.path, request_body=attempt.body, status_code=outcome[0],
+                response_body=outcome[1], now=attempt.now,
+            )  # fmt: skip
+        except IntegrityError as exc:
+            raise StoredMeanwhile from exc
+        session.commit()
+        return outcome, None

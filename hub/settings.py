@@ -1,0 +1,50 @@
+"""Settings: one object, read from the environment (prefix ``CREDITHUB_``).
+
+Every default works on a fresh machine: a SQLite file and a key file under
+``.credithub/`` next to the project, so every command works from any directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDITHUB_", extra="ignore")
+
+    home: Path = PROJECT_ROOT / ".credithub"
+    database_url: str = ""  # empty: a SQLite file under `home`
+    secret_key: str = ""  # empty: a key file under `home`, created on first run
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    business_timezone: str = "Asia/Shanghai"
+
+    # Partners
+    rate_limit_per_second: float = 200.0
+    auth_cache_seconds: float = 5.0  # how long a key lookup is trusted in one process
+    rotated_key_grace_hours: int = 24
+    idempotency_retention_hours: int = 24
+
+    # Medical credit
+    hold_ttl_outpatient_hours: int = 72
+    hold_ttl_inpatient_days: int = 30
+    repayment_window_days: int = 15  # due date = business date of the close + this
+    max_paid_at_future_seconds: int = 300
+
+    pool_size: int = Field(default=10, ge=1)
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'credithub.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The doors: the endpoints partners call, and clients for partner systems."""

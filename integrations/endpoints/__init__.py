@@ -1,0 +1,1 @@
+"""The partner API (FastAPI): routes parse, call `hub`, and shape the answer."""

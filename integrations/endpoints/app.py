@@ -1,0 +1,106 @@
+"""The hub's HTTP API: one FastAPI app serving the partner contract under /v1."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.db import get_engine, unit_of_work
+from hub.personal_data import get_vault
+from hub.settings import Settings, get_settings
+from integrations.endpoints import medical
+from integrations.endpoints.pipeline import Pipeline
+from integrations.endpoints.problems import (
+    InternalError,
+    MethodNotAllowed,
+    RouteNotFound,
+    problem_response,
+)
+from integrations.endpoints.routing import mount
+
+log = logging.getLogger("credithub.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Every response carries X-Request-Id: the client's own if valid, else a new one."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent if _REQUEST_ID.match(sent) else f"req_{uuid.uuid4().hex}"
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = get_engine(settings)
+    pipeline = Pipeline(settings, engine, get_vault(settings))
+    app = FastAPI(
+        title="credithub",
+        version="1",
+        description="The credit-based services integration hub: the partner API (CONTRACT.md).",
+    )
+    app.state.pipeline = pipeline
+
+    @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
+    def health() -> Response:
+        try:
+            with unit_of_work(engine, write=False) as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("health check failed")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    schemas = mount(app, pipeline, medical.routes, "medical credit")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return problem_response(MethodNotAllowed("this method is not allowed on this path"))
+        return problem_response(RouteNotFound("no such endpoint; see /docs for the API"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+        return problem_response(InternalError("the hub failed to handle the request; retry it"))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)  # fmt: skip
+            components = spec.setdefault("components", {})
+            components.setdefault("schemas", {}).update(schemas)
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,232 @@
+"""The path every partner request takes, in the contract's order of errors.
+
+401 authentication → 429 rate limit → 403 kind → 400 Idempotency-Key →
+413/415 body → 422 validation → the use case (404, 409, 402) inside one
+transaction together with its idempotency record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub import clock, idempotency
+from hub.db import unit_of_work
+from hub.errors import Forbidden, HubError, Unauthenticated
+from hub.partners import Caller, authenticate
+from hub.personal_data import Vault
+from hub.settings import Settings
+from integrations.endpoints.guards import KeyCache, RateLimiter
+from integrations.endpoints.problems import (
+    IdempotencyKeyInvalid,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    InternalError,
+    PayloadTooLarge,
+    RateLimited,
+    RequestInProgress,
+    UnsupportedMediaType,
+    problem_response,
+    problem_text,
+    status_of,
+    validation_error,
+)
+
+log = logging.getLogger("credithub.api")
+
+MAX_BODY = 1024 * 1024
+_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated, validated request, as a use case needs it."""
+
+    caller: Caller
+    params: dict[str, str]
+    query: QueryParams
+    body: Any
+    now: datetime
+    settings: Settings
+    vault: Vault
+
+
+Handler = Callable[[Call, Session], tuple[int, Any]]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(payload: Any) -> str:
+    return json.dumps(payload, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _response(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    media = "application/problem+json" if status >= 400 else "application/json"
+    return Response(text, status_code=status, media_type=media, headers=headers)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, engine: Engine, vault: Vault):
+        self.settings, self.engine, self.vault = settings, engine, vault
+        self.keys = KeyCache(settings.auth_cache_seconds)
+        self.limiter = RateLimiter(settings.rate_limit_per_second)
+
+    async def handle(
+        self,
+        request: Request,
+        handler: Handler,
+        *,
+        kinds: frozenset[str],
+        body_model: type[BaseModel] | None,
+    ) -> Response:
+        try:
+            caller = await self._authenticate(request)
+            wait = self.limiter.allow(caller.partner_id)
+            if wait:
+                raise RateLimited(wait)
+            if caller.kind not in kinds:
+                raise Forbidden(f"{request.method} {request.url.path} is not open to {caller.kind}s")
+            write = request.method == "POST"
+            key = self._idempotency_key(request) if write else None
+            parsed = await self._read_json(request) if body_model is not None else None
+            body = self._validate(body_model, parsed)
+            call = Call(
+                caller, dict(request.path_params), request.query_params, body,
+                clock.now(), self.settings, self.vault,
+            )  # fmt: skip
+            if key is None:
+                status, text = await run_in_threadpool(self._run_read, call, handler)
+                return _response(status, text)
+            status, text, replayed = await run_in_threadpool(
+                self._run_write, call, handler, key, request.method, request.url.path, parsed
+            )
+            return _response(status, text, {"Idempotent-Replayed": "true"} if replayed else None)
+        except HubError as error:
+            return problem_response(error)
+
+    async def _authenticate(self, request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        scheme, _, api_key = header.partition(" ")
+        api_key = api_key.strip()
+        if scheme.lower() != "bearer" or not api_key:
+            raise Unauthenticated("send Authorization: Bearer <api_key>")
+        known, caller = self.keys.get(api_key)
+        if not known:
+            caller = await run_in_threadpool(self._lookup_key, api_key)
+            self.keys.put(api_key, caller)
+        if caller is None:
+            raise Unauthenticated("the API key is unknown, expired or disabled")
+        return caller
+
+    def _lookup_key(self, api_key: str) -> Caller | None:
+        with unit_of_work(self.engine, write=False) as session:
+            return authenticate(session, api_key, clock.now())
+
+    @staticmethod
+    def _idempotency_key(request: Request) -> str:
+        key = request.headers.get("idempotency-key")
+        if key is None or key == "":
+            raise IdempotencyKeyMissing("send an Idempotency-Key header with every POST")
+        if not _KEY.match(key):
+            raise IdempotencyKeyInvalid("Idempotency-Key must be 1-255 printable ASCII characters")
+        return key
+
+    @staticmethod
+    async def _read_json(request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            raise PayloadTooLarge(f"the body is {length} bytes; the limit is {MAX_BODY}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLarge(f"the body is over {MAX_BODY} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            return {}
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType("send the body as Content-Type: application/json")
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise UnsupportedMediaType("the body is not valid JSON") from exc
+
+    @staticmethod
+    def _validate(model: type[BaseModel] | None, parsed: Any) -> Any:
+        if model is None:
+            return None
+        try:
+            return model.model_validate(parsed)
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+
+    def _run_read(self, call: Call, handler: Handler) -> tuple[int, str]:
+        with unit_of_work(self.engine, write=False) as session:
+            status, payload = handler(call, session)
+            return status, encode(payload)
+
+    def _run_write(
+        self, call: Call, handler: Handler, key: str, method: str, path: str, body: Any
+    ) -> tuple[int, str, bool]:
+        """Run the use case once per key; a retry gets the first outcome back."""
+        attempt = idempotency.Attempt(call.caller.partner_id, key, method, path, body, call.now)
+
+        def work(session: Session) -> tuple[int, str]:
+            status, payload = handler(call, session)
+            return status, encode(payload)
+
+        for round_ in range(_RETRIES):
+            try:
+                (status, text), stored = idempotency.run_once(self.engine, attempt, work, _outcome)
+            except idempotency.StoredMeanwhile:
+                continue
+            except idempotency.InProgress as exc:
+                raise RequestInProgress("the first request with this key is still running") from exc
+            except OperationalError as exc:
+                if round_ + 1 == _RETRIES or not _is_transient(exc):
+                    log.exception("database error on %s %s", method, path)
+                    raise InternalError("the hub could not complete the request; retry it") from exc
+                continue
+            if stored is None:
+                return status, text, False
+            differing = idempotency.differences(stored, method, path, body)
+            if differing:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was first used with other values of: "
+                    + ", ".join(differing)
+                )
+            return status, text, True
+        raise InternalError("the request could not be completed; retry it")
+
+
+def _outcome(error: HubError) -> tuple[int, str]:
+    return status_of(error), problem_text(error)
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    """Deadlocks, serialisation failures and a busy SQLite are worth one more try."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in {"40001", "40P01"} or "database is locked" in str(exc.orig)

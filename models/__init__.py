@@ -1,0 +1,1 @@
+"""The nouns: database tables, the partner contract's shapes, and money."""

@@ -1,0 +1,82 @@
+"""The partner contract's request shapes (CONTRACT.md §1–2).
+
+Money is `StrictInt` fen from 0 to 10^12 (operation amounts from 1): a float,
+a string, a boolean, a negative or a bigger number is refused. Unknown fields
+are refused by name. Instants must carry an offset.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+MAX_FEN = 10**12
+
+MoneyFen = Annotated[StrictInt, Field(ge=0, le=MAX_FEN)]
+"""Any amount of money in a request: whole fen, 0 to 10^12."""
+
+AmountFen = Annotated[StrictInt, Field(ge=1, le=MAX_FEN)]
+"""The amount of an operation (hold, increment, refund, repayment): at least 1 fen."""
+
+Reference = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+"""A partner-side reference, unique per partner and field."""
+
+Text = Annotated[StrictStr, Field(max_length=500)]
+ObjectId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EligibilityCheckRequest(Request):
+    id_number: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class OpenVisitRequest(Request):
+    credit_line_id: ObjectId
+    his_visit_id: Reference
+    kind: Literal["outpatient", "inpatient"]
+    department: Text | None = None
+
+
+class HoldRequest(Request):
+    amount_fen: AmountFen
+    his_order_id: Reference
+    description: Text | None = None
+
+
+class IncrementRequest(Request):
+    amount_fen: AmountFen
+
+
+class VoidRequest(Request):
+    pass
+
+
+class BillItem(Request):
+    code: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    amount_fen: MoneyFen
+
+
+class CloseVisitRequest(Request):
+    his_bill_id: Reference
+    total_fen: MoneyFen
+    insurance_fen: MoneyFen
+    self_pay_fen: MoneyFen
+    items: Annotated[list[BillItem], Field(max_length=2000)]
+
+
+class RefundRequest(Request):
+    amount_fen: AmountFen
+    his_refund_id: Reference
+    reason: Text | None = None
+
+
+class RepaymentRequest(Request):
+    credit_line_id: ObjectId
+    amount_fen: AmountFen
+    bank_txn_id: Reference
+    paid_at: AwareDatetime

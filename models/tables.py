@@ -1,0 +1,292 @@
+"""The hub's tables (SQLAlchemy 2, typed).
+
+Money columns are integer fen (`BigInteger`, named `*_fen`); each says who owes
+whom when it grows. Instants are stored as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("instants must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Instant = UTCDateTime()
+Id = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def money(doc: str, **kwargs: Any) -> Mapped[int]:
+    """An integer-fen column documented with who owes whom when it grows."""
+    return mapped_column(BigInteger, nullable=False, default=0, doc=doc, **kwargs)
+
+
+class Partner(Base):
+    """A hospital, bank, channel or operator that calls the hub."""
+
+    __tablename__ = "partners"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class PartnerKey(Base):
+    """An API key, stored only as its hash; a rotated key lapses at `expires_at`."""
+
+    __tablename__ = "partner_keys"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    expires_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Resident(Base):
+    """A person; identity number, name and phone encrypted, found by keyed hash."""
+
+    __tablename__ = "residents"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    id_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class CreditLine(Base):
+    """A bank-funded medical credit line: limit = held + outstanding + available."""
+
+    __tablename__ = "credit_lines"
+    __table_args__ = (
+        CheckConstraint("held_fen >= 0 AND outstanding_fen >= 0", name="balances_not_negative"),
+        CheckConstraint("held_fen + outstanding_fen <= limit_fen", name="within_limit"),
+        # One line that is not closed per resident, however many imports or enrolments race.
+        Index(
+            "uq_credit_lines_open_resident",
+            "resident_id",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    suspension_reason: Mapped[str | None] = mapped_column(String(32))
+    limit_fen: Mapped[int] = money("The most the bank lends the resident at once.")
+    held_fen: Mapped[int] = money("Credit reserved for hospitals' live holds.")
+    outstanding_fen: Mapped[int] = money("The resident owes the bank (captured, not yet repaid).")
+    source: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(Instant)
+    closed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class LineAccess(Base):
+    """A hospital may see a line once it has checked the person or opened a visit."""
+
+    __tablename__ = "line_access"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"), primary_key=True)
+
+
+class SettlementWindow(Base):
+    """Captures and refunds fall into the one open window until it is closed."""
+
+    __tablename__ = "settlement_windows"
+    __table_args__ = (
+        Index(
+            "uq_settlement_windows_one_open",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(Instant)
+    closed_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Visit(Base):
+    """A hospital visit paid by credit; closed once with the final bill."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        UniqueConstraint("hospital_id", "his_visit_id"),
+        UniqueConstraint("hospital_id", "his_bill_id"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"), index=True)
+    his_visit_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime] = mapped_column(Instant)
+    closed_at: Mapped[datetime | None] = mapped_column(Instant)
+    his_bill_id: Mapped[str | None] = mapped_column(String(128))
+    bill: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    total_fen: Mapped[int] = money("The final bill: what the visit cost in all.")
+    insurance_fen: Mapped[int] = money("Medical insurance owes the hospital its share.")
+    self_pay_fen: Mapped[int] = money("The patient's own share, paid by the line.")
+    captured_fen: Mapped[int] = money("The bank owes the hospital; the resident owes the bank.")
+    released_fen: Mapped[int] = money("Held beyond the patient's share, given back to the line.")
+    refunded_fen: Mapped[int] = money("The hospital gave back to the line (and the patient).")
+    due_date: Mapped[date | None] = mapped_column(Date)
+    settlement_window_id: Mapped[str | None] = mapped_column(ForeignKey("settlement_windows.id"))
+
+
+class Authorization(Base):
+    """A two-phase hold on a line for one charge: held → captured|released|voided|expired."""
+
+    __tablename__ = "authorizations"
+    __table_args__ = (
+        UniqueConstraint("hospital_id", "his_order_id"),
+        Index("ix_authorizations_live", "credit_line_id", "status", "expires_at"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id"), index=True)
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    his_order_id: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    amount_fen: Mapped[int] = money("Credit reserved on the line for this charge.")
+    initial_fen: Mapped[int] = money("The amount first held (before increments).")
+    captured_fen: Mapped[int] = money("Taken from this hold at the visit's close.")
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    expires_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Debt(Base):
+    """What one closed visit left the resident owing the bank, and when it is due."""
+
+    __tablename__ = "debts"
+    __table_args__ = (Index("ix_debts_line_due", "credit_line_id", "due_date"),)
+    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id"), primary_key=True)
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
+    due_date: Mapped[date] = mapped_column(Date)
+    amount_fen: Mapped[int] = money("Captured at the close: the resident owes the bank.")
+    paid_fen: Mapped[int] = money("Repaid by the resident to the bank.")
+    reduced_fen: Mapped[int] = money("Forgiven by a refund of this visit.")
+
+
+class Refund(Base):
+    """Part of a closed visit given back by the hospital."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("hospital_id", "his_refund_id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id"), index=True)
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    his_refund_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    amount_fen: Mapped[int] = money("The hospital gives back; its next settlement shrinks.")
+    debt_reduced_fen: Mapped[int] = money("Taken off what the resident still owed for the visit.")
+    returned_to_patient_fen: Mapped[int] = money("The bank owes the patient (already repaid).")
+    settlement_window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Repayment(Base):
+    """The resident repaid the bank, as the bank reports it."""
+
+    __tablename__ = "repayments"
+    __table_args__ = (UniqueConstraint("bank_id", "bank_txn_id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"), index=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    bank_txn_id: Mapped[str] = mapped_column(String(128))
+    amount_fen: Mapped[int] = money("The resident paid the bank; the debt shrinks by as much.")
+    outstanding_after_fen: Mapped[int] = money("What the resident still owed the bank after it.")
+    paid_at: Mapped[datetime] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class LedgerPosting(Base):
+    """One leg of a balanced journal entry; the legs of an entry sum to zero.
+
+    Debits are positive. Rows are never updated: a mistake is undone by a
+    reversing entry.
+    """
+
+    __tablename__ = "ledger_postings"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    entry_id: Mapped[str] = mapped_column(Id, index=True)
+    account: Mapped[str] = mapped_column(String(160), index=True)
+    amount_fen: Mapped[int] = money("Debit (positive) or credit (negative) to the account.")
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class IdempotencyKey(Base):
+    """The first outcome of a partner's request under a key, replayed to retries."""
+
+    __tablename__ = "idempotency_keys"
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    request_body: Mapped[Any] = mapped_column(JSON)
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Instant, index=True)
