@@ -43,7 +43,7 @@ def refund_visit(
     reason: str | None, now: datetime,
 ) -> tuple[Refund, bool]:  # fmt: skip
     """Refund part of a closed visit; returns the refund and whether it is new."""
-    visit = session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    visit = session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update(key_share=True))
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
     refund_id = new_id("ref")

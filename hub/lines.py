@@ -121,7 +121,9 @@ def lock_line(session: Session, line_id: str) -> CreditLine:
     line = session.scalar(
         select(CreditLine)
         .where(CreditLine.id == line_id)
-        .with_for_update()
+        # NO KEY UPDATE: inserting a hold takes a KEY SHARE lock on its line
+        # (the foreign key), which a plain FOR UPDATE would wait on.
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     assert line is not None, f"credit line {line_id} vanished"

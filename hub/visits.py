@@ -108,7 +108,7 @@ def close_visit(
     zone: str, now: datetime,
 ) -> tuple[Visit, bool]:  # fmt: skip
     """Capture the patient's share, release the rest; returns the visit and whether it closed now."""
-    visit = session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update())
+    visit = session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update(key_share=True))
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
     same_ref = session.scalar(

@@ -95,7 +95,8 @@ def list_visits(call: Call, session: Session) -> tuple[int, Any]:
         query = query.where(Visit.id < cursor)
     found = list(session.scalars(query.order_by(Visit.id.desc()).limit(limit + 1)))
     items = [present.visit(session, v, call.now) for v in found[:limit]]
-    return 200, present.page(items, len(found) > limit, found[limit - 1].id if found else None)
+    has_more = len(found) > limit
+    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
 
 
 @routes.add("POST", "/v1/visits/{visit_id}/authorizations", kinds={HOSPITAL},

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`); nothing here is imported by the product."""
