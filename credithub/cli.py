@@ -17,7 +17,9 @@ from hub.errors import HubError
 from hub.personal_data import get_vault
 from hub.settings import get_settings
 
-app = typer.Typer(help="credithub: the credit-based services integration hub.", no_args_is_help=True)
+app = typer.Typer(
+    help="credithub: the credit-based services integration hub.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
 partners_app = typer.Typer(help="Hospitals, banks, channels and operators.", no_args_is_help=True)
 lines_app = typer.Typer(help="Medical credit lines.", no_args_is_help=True)
@@ -76,15 +78,27 @@ def partners_add(
     try:
         with unit_of_work() as session:
             new = partners.add_partner(
-                session, get_vault(), kind=kind, name=name, code=code,
-                webhook_url=webhook_url, now=clock.now(),
-            )  # fmt: skip
+                session,
+                get_vault(),
+                kind=kind,
+                name=name,
+                code=code,
+                webhook_url=webhook_url,
+                now=clock.now(),
+            )
     except HubError as exc:
         _fail(exc.detail)
-    print(json.dumps({
-        "partner_id": new.partner_id, "kind": new.kind, "code": new.code,
-        "api_key": new.api_key, "webhook_secret": new.webhook_secret,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "partner_id": new.partner_id,
+                "kind": new.kind,
+                "code": new.code,
+                "api_key": new.api_key,
+                "webhook_secret": new.webhook_secret,
+            }
+        )
+    )
 
 
 @partners_app.command("rotate-key")
@@ -94,7 +108,10 @@ def partners_rotate_key(code: str) -> None:
     try:
         with unit_of_work() as session:
             key = partners.rotate_key(
-                session, code, grace=timedelta(hours=settings.rotated_key_grace_hours), now=clock.now()
+                session,
+                code,
+                grace=timedelta(hours=settings.rotated_key_grace_hours),
+                now=clock.now(),
             )
     except HubError as exc:
         _fail(exc.detail)
@@ -113,20 +130,32 @@ def partners_disable(code: str) -> None:
 
 
 @lines_app.command("import")
-def lines_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
+def lines_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+) -> None:
     """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen)."""
     migrate.upgrade()
     total = max(sum(1 for _ in file.open(encoding="utf-8-sig")) - 1, 0)
-    with file.open(encoding="utf-8-sig", newline="") as handle, Progress(
-        TextColumn("importing lines"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False,
-    ) as bar:  # fmt: skip
+    with (
+        file.open(encoding="utf-8-sig", newline="") as handle,
+        Progress(
+            TextColumn("importing lines"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar,
+    ):
         task = bar.add_task("import", total=total)
         try:
             report = line_import.import_lines(
-                get_engine(), get_vault(), line_import.read_rows(handle), clock.now,
+                get_engine(),
+                get_vault(),
+                line_import.read_rows(handle),
+                clock.now,
                 progress=lambda n: bar.advance(task, n),
-            )  # fmt: skip
+            )
         except line_import.BadHeader as exc:
             _fail(str(exc), code=1)
     for problem in report.bad:

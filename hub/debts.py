@@ -39,33 +39,57 @@ class VisitNotClosed(Conflict):
 
 
 def refund_visit(
-    session: Session, *, hospital_id: str, visit_id: str, amount_fen: int, his_refund_id: str,
-    reason: str | None, now: datetime,
-) -> tuple[Refund, bool]:  # fmt: skip
+    session: Session,
+    *,
+    hospital_id: str,
+    visit_id: str,
+    amount_fen: int,
+    his_refund_id: str,
+    reason: str | None,
+    now: datetime,
+) -> tuple[Refund, bool]:
     """Refund part of a closed visit; returns the refund and whether it is new."""
-    visit = session.scalar(select(Visit).where(Visit.id == visit_id).with_for_update(key_share=True))
+    visit = session.scalar(
+        select(Visit).where(Visit.id == visit_id).with_for_update(key_share=True)
+    )
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
     refund_id = new_id("ref")
     window_id = open_window_id(session, now)
     line = lock_line(session, visit.credit_line_id)
-    if not insert_new(session, Refund, {
-        "id": refund_id, "visit_id": visit_id, "hospital_id": hospital_id,
-        "his_refund_id": his_refund_id, "reason": reason, "amount_fen": amount_fen,
-        "debt_reduced_fen": 0, "returned_to_patient_fen": 0,
-        "settlement_window_id": window_id, "created_at": now,
-    }):  # fmt: skip
+    if not insert_new(
+        session,
+        Refund,
+        {
+            "id": refund_id,
+            "visit_id": visit_id,
+            "hospital_id": hospital_id,
+            "his_refund_id": his_refund_id,
+            "reason": reason,
+            "amount_fen": amount_fen,
+            "debt_reduced_fen": 0,
+            "returned_to_patient_fen": 0,
+            "settlement_window_id": window_id,
+            "created_at": now,
+        },
+    ):
         existing = session.scalar(
-            select(Refund).where(Refund.hospital_id == hospital_id, Refund.his_refund_id == his_refund_id)
+            select(Refund).where(
+                Refund.hospital_id == hospital_id, Refund.his_refund_id == his_refund_id
+            )
         )
-        same = existing is not None and (existing.visit_id, existing.amount_fen, existing.reason) == (
-            visit_id, amount_fen, reason)  # fmt: skip
+        same = existing is not None and (
+            existing.visit_id,
+            existing.amount_fen,
+            existing.reason,
+        ) == (visit_id, amount_fen, reason)
         return replay_or_refuse(existing, "his_refund_id", same), False
     if visit.status != "closed":
         raise VisitNotClosed(f"visit {visit_id} is {visit.status}")
     if amount_fen > visit.captured_fen - visit.refunded_fen:
         raise RefundExceedsCaptured(
-            f"at most {visit.captured_fen - visit.refunded_fen} fen of visit {visit_id} can be refunded"
+            f"at most {visit.captured_fen - visit.refunded_fen} fen of visit {visit_id} "
+            "can be refunded"
         )
     debt = session.get(Debt, visit_id, with_for_update=True)
     unpaid = debt.amount_fen - debt.paid_fen - debt.reduced_fen if debt else 0
@@ -78,11 +102,17 @@ def refund_visit(
     refund = session.get(Refund, refund_id)
     assert refund is not None
     refund.debt_reduced_fen, refund.returned_to_patient_fen = reduced, returned
-    ledger.post(session, "refund", refund_id, [
-        (ledger.payable(line.bank_id, hospital_id), amount_fen),
-        (ledger.line_debt(line.id), -reduced),
-        (ledger.refund_due(line.id), -returned),
-    ], now)  # fmt: skip
+    ledger.post(
+        session,
+        "refund",
+        refund_id,
+        [
+            (ledger.payable(line.bank_id, hospital_id), amount_fen),
+            (ledger.line_debt(line.id), -reduced),
+            (ledger.refund_due(line.id), -returned),
+        ],
+        now,
+    )
     session.flush()
     return refund, True
 
@@ -95,41 +125,69 @@ def get_refund(session: Session, hospital_id: str, refund_id: str) -> Refund:
 
 
 def repay(
-    session: Session, *, bank_id: str, credit_line_id: str, amount_fen: int, bank_txn_id: str,
-    paid_at: datetime, zone: str, now: datetime,
-) -> tuple[Repayment, bool]:  # fmt: skip
+    session: Session,
+    *,
+    bank_id: str,
+    credit_line_id: str,
+    amount_fen: int,
+    bank_txn_id: str,
+    paid_at: datetime,
+    zone: str,
+    now: datetime,
+) -> tuple[Repayment, bool]:
     """Record the resident's repayment to the bank; oldest due date paid first."""
     line = session.get(CreditLine, credit_line_id)
     if line is None or line.bank_id != bank_id:
         raise not_found("credit line", credit_line_id)
     repayment_id = new_id("rpy")
-    if not insert_new(session, Repayment, {
-        "id": repayment_id, "credit_line_id": credit_line_id, "bank_id": bank_id,
-        "bank_txn_id": bank_txn_id, "amount_fen": amount_fen, "outstanding_after_fen": 0,
-        "paid_at": paid_at, "created_at": now,
-    }):  # fmt: skip
+    if not insert_new(
+        session,
+        Repayment,
+        {
+            "id": repayment_id,
+            "credit_line_id": credit_line_id,
+            "bank_id": bank_id,
+            "bank_txn_id": bank_txn_id,
+            "amount_fen": amount_fen,
+            "outstanding_after_fen": 0,
+            "paid_at": paid_at,
+            "created_at": now,
+        },
+    ):
         existing = session.scalar(
-            select(Repayment).where(Repayment.bank_id == bank_id, Repayment.bank_txn_id == bank_txn_id)
+            select(Repayment).where(
+                Repayment.bank_id == bank_id, Repayment.bank_txn_id == bank_txn_id
+            )
         )
-        same = existing is not None and (existing.credit_line_id, existing.amount_fen, existing.paid_at) == (
-            credit_line_id, amount_fen, paid_at)  # fmt: skip
+        same = existing is not None and (
+            existing.credit_line_id,
+            existing.amount_fen,
+            existing.paid_at,
+        ) == (credit_line_id, amount_fen, paid_at)
         return replay_or_refuse(existing, "bank_txn_id", same), False
     line = lock_line(session, credit_line_id)
     if amount_fen > line.outstanding_fen:
-        raise Overpayment(f"{amount_fen} fen is more than the {line.outstanding_fen} fen outstanding")
+        raise Overpayment(
+            f"{amount_fen} fen is more than the {line.outstanding_fen} fen outstanding"
+        )
     _pay_oldest_first(session, credit_line_id, amount_fen)
     line.outstanding_fen -= amount_fen
     repayment = session.get(Repayment, repayment_id)
     assert repayment is not None
     repayment.outstanding_after_fen = line.outstanding_fen
     ledger.transfer(
-        session, "repayment", repayment_id, ledger.bank_repaid(bank_id), ledger.line_debt(line.id),
-        amount_fen, now,
-    )  # fmt: skip
+        session,
+        "repayment",
+        repayment_id,
+        ledger.bank_repaid(bank_id),
+        ledger.line_debt(line.id),
+        amount_fen,
+        now,
+    )
     session.flush()
-    if line.status == "suspended" and line.suspension_reason == "overdue":
-        if overdue_fen(session, line.id, business_date(now, zone)) == 0:
-            line.status, line.suspension_reason = "active", None
+    overdue_suspended = line.status == "suspended" and line.suspension_reason == "overdue"
+    if overdue_suspended and overdue_fen(session, line.id, business_date(now, zone)) == 0:
+        line.status, line.suspension_reason = "active", None
     return repayment, True
 
 
@@ -160,5 +218,3 @@ def get_repayment(session: Session, bank_id: str, repayment_id: str) -> Repaymen
 def line_outstanding(session: Session, line_id: str) -> int:
     value = session.scalar(select(CreditLine.outstanding_fen).where(CreditLine.id == line_id))
     return int(value or 0)
-
-

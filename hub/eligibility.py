@@ -37,5 +37,3 @@ def check_eligibility(
     if view.overdue_fen > 0:
         return Eligibility(eligible=False, credit_line_id=line.id, reason="overdue")
     return Eligibility(eligible=True, credit_line_id=line.id, available_fen=view.available_fen)
-
-

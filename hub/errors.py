@@ -18,7 +18,9 @@ class HubError(Exception):
     code = "hub_error"
     title = "Request failed"
 
-    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None):
+    def __init__(
+        self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         if code is not None:

@@ -78,10 +78,14 @@ def release_expired(session: Session, line_id: str, now: datetime) -> int:
         )
         for row in expired:
             ledger.transfer(
-                session, "hold_expired", row.id,
-                ledger.hospital_holds(row.hospital_id), ledger.line_held(line_id),
-                row.amount_fen, now,
-            )  # fmt: skip
+                session,
+                "hold_expired",
+                row.id,
+                ledger.hospital_holds(row.hospital_id),
+                ledger.line_held(line_id),
+                row.amount_fen,
+                now,
+            )
     return total
 
 
@@ -169,10 +173,14 @@ def place_hold(
         raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
     reserve(session, visit.credit_line_id, amount_fen, now)
     ledger.transfer(
-        session, "hold_placed", auth_id,
-        ledger.line_held(visit.credit_line_id), ledger.hospital_holds(hospital_id),
-        amount_fen, now,
-    )  # fmt: skip
+        session,
+        "hold_placed",
+        auth_id,
+        ledger.line_held(visit.credit_line_id),
+        ledger.hospital_holds(hospital_id),
+        amount_fen,
+        now,
+    )
     auth = session.get(Authorization, auth_id)
     assert auth is not None
     return auth, True
@@ -211,10 +219,14 @@ def increment_hold(
     if raised.rowcount != 1:  # type: ignore[attr-defined]
         raise AuthorizationNotHeld(f"authorization {auth_id} is no longer held")
     ledger.transfer(
-        session, "hold_incremented", auth_id,
-        ledger.line_held(auth.credit_line_id), ledger.hospital_holds(hospital_id),
-        amount_fen, now,
-    )  # fmt: skip
+        session,
+        "hold_incremented",
+        auth_id,
+        ledger.line_held(auth.credit_line_id),
+        ledger.hospital_holds(hospital_id),
+        amount_fen,
+        now,
+    )
     session.refresh(auth)
     return auth
 
@@ -244,9 +256,13 @@ def void_hold(session: Session, *, hospital_id: str, auth_id: str, now: datetime
         .execution_options(synchronize_session=False)
     )
     ledger.transfer(
-        session, "hold_voided", auth_id,
-        ledger.hospital_holds(hospital_id), ledger.line_held(auth.credit_line_id),
-        voided.amount_fen, now,
-    )  # fmt: skip
+        session,
+        "hold_voided",
+        auth_id,
+        ledger.hospital_holds(hospital_id),
+        ledger.line_held(auth.credit_line_id),
+        voided.amount_fen,
+        now,
+    )
     session.refresh(auth)
     return auth

@@ -125,8 +125,6 @@ def purge_older_than(session: Session, cutoff: datetime) -> int:
     return int(result.rowcount)
 
 
-
-
 class StoredMeanwhile(Exception):
     """Another request stored this key after we looked: run again to replay it."""
 
@@ -177,10 +175,16 @@ def run_once(
                 return (stored.status_code, stored.response_body), stored
         try:
             store(
-                session, partner_id=attempt.partner_id, key=attempt.key, method=attempt.method,
-                path=attempt.path, request_body=attempt.body, status_code=outcome[0],
-                response_body=outcome[1], now=attempt.now,
-            )  # fmt: skip
+                session,
+                partner_id=attempt.partner_id,
+                key=attempt.key,
+                method=attempt.method,
+                path=attempt.path,
+                request_body=attempt.body,
+                status_code=outcome[0],
+                response_body=outcome[1],
+                now=attempt.now,
+            )
         except IntegrityError as exc:
             raise StoredMeanwhile from exc
         session.commit()

@@ -62,13 +62,17 @@ def read_rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
     names = [h.strip() for h in header] if header else []
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise BadHeader(f"line 1: the header must name {','.join(COLUMNS)} (missing {','.join(missing)})")
+        raise BadHeader(
+            f"line 1: the header must name {','.join(COLUMNS)} (missing {','.join(missing)})"
+        )
     for values in reader:
         if not any(v.strip() for v in values):
             continue
-        yield reader.line_num, dict(zip(names, (v.strip() for v in values), strict=False)) | {
-            "__count__": str(len(values))
-        }
+        yield (
+            reader.line_num,
+            dict(zip(names, (v.strip() for v in values), strict=False))
+            | {"__count__": str(len(values))},
+        )
 
 
 def parse_row(line_no: int, raw: dict[str, str], banks: set[str]) -> LineRow | str:
@@ -99,7 +103,9 @@ def import_lines(
 ) -> ImportReport:
     report = ImportReport()
     with unit_of_work(engine, write=False) as session:
-        banks = {p.code: p.id for p in session.scalars(select(Partner).where(Partner.kind == "bank"))}
+        banks = {
+            p.code: p.id for p in session.scalars(select(Partner).where(Partner.kind == "bank"))
+        }
     batch: list[LineRow] = []
     for line_no, raw in rows:
         parsed = parse_row(line_no, raw, set(banks))
@@ -119,9 +125,13 @@ def import_lines(
 
 
 def _import_batch(
-    engine: Engine, vault: Vault, batch: list[LineRow], banks: dict[str, str],
-    now: Callable[[], datetime], report: ImportReport,
-) -> None:  # fmt: skip
+    engine: Engine,
+    vault: Vault,
+    batch: list[LineRow],
+    banks: dict[str, str],
+    now: Callable[[], datetime],
+    report: ImportReport,
+) -> None:
     """One transaction a batch; if a racing writer got in first, one a row."""
     try:
         with unit_of_work(engine) as session:
@@ -144,9 +154,15 @@ def _import_row(
     try:
         open_line(
             session,
-            vault, id_number=row.id_number, name=row.name, phone=row.phone,
-            bank_id=banks[row.bank_code], limit_fen=row.limit_fen, source="import", now=now,
-        )  # fmt: skip
+            vault,
+            id_number=row.id_number,
+            name=row.name,
+            phone=row.phone,
+            bank_id=banks[row.bank_code],
+            limit_fen=row.limit_fen,
+            source="import",
+            now=now,
+        )
     except AlreadyEnrolled:
         return False
     return True

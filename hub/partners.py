@@ -133,6 +133,4 @@ def authenticate(session: Session, api_key: str, now: datetime) -> Caller | None
 
 
 def bank_by_code(session: Session, code: str) -> Partner | None:
-    return session.scalar(
-        select(Partner).where(Partner.code == code, Partner.kind == "bank")
-    )
+    return session.scalar(select(Partner).where(Partner.code == code, Partner.kind == "bank"))

@@ -14,9 +14,7 @@ from models.tables import SettlementWindow
 
 def open_window_id(session: Session, now: datetime) -> str:
     """The open window's id; the first call on a new database opens one."""
-    window_id = session.scalar(
-        select(SettlementWindow.id).where(SettlementWindow.status == "open")
-    )
+    window_id = session.scalar(select(SettlementWindow.id).where(SettlementWindow.status == "open"))
     if window_id is None:
         # The partial unique index lets only one racing opener win.
         insert_new(

@@ -37,7 +37,6 @@ NAMING_CONVENTION = {
 }
 
 
-
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC in, aware UTC out, on every backend (SQLite keeps naive UTC text)."""
 

@@ -24,7 +24,9 @@ from hub.settings import Settings
 from models.tables import Base
 
 PG_URL_ENV = "CREDITHUB_TEST_PG_URL"
-PG_SKIP = f"PostgreSQL tests are off: set {PG_URL_ENV}=postgresql+psycopg://root@127.0.0.1:5432/test"
+PG_SKIP = (
+    f"PostgreSQL tests are off: set {PG_URL_ENV}=postgresql+psycopg://root@127.0.0.1:5432/test"
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -146,17 +148,35 @@ def make_world(settings: Settings) -> World:
     vault = get_vault(settings)
     keys, ids = {}, {}
     with unit_of_work(get_engine(settings)) as session:
-        for who, kind in [("h1", "hospital"), ("h2", "hospital"), ("b1", "bank"),
-                          ("b2", "bank"), ("op", "operator"), ("ch", "channel")]:  # fmt: skip
+        for who, kind in [
+            ("h1", "hospital"),
+            ("h2", "hospital"),
+            ("b1", "bank"),
+            ("b2", "bank"),
+            ("op", "operator"),
+            ("ch", "channel"),
+        ]:
             new = partners.add_partner(
-                session, vault, kind=kind, name=f"{who} name", code=who.upper(),
-                webhook_url=None, now=clock.now(),
-            )  # fmt: skip
+                session,
+                vault,
+                kind=kind,
+                name=f"{who} name",
+                code=who.upper(),
+                webhook_url=None,
+                now=clock.now(),
+            )
             keys[who], ids[who] = new.api_key, new.partner_id
         line = open_line(
-            session, vault, id_number=ID_NUMBERS[0], name="张三", phone="13800001234",
-            bank_id=ids["b1"], limit_fen=100_000, source="test", now=clock.now(),
-        )  # fmt: skip
+            session,
+            vault,
+            id_number=ID_NUMBERS[0],
+            name="张三",
+            phone="13800001234",
+            bank_id=ids["b1"],
+            limit_fen=100_000,
+            source="test",
+            now=clock.now(),
+        )
         ids["line"] = line.id
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     return World(settings, client, keys, ids)

@@ -14,8 +14,11 @@ HOLD = {"amount_fen": 60_000, "his_order_id": "O1", "description": "ward"}
 
 def _visit(world: World) -> str:
     world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
-    r = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": "V1",
-                                        "kind": "outpatient"})  # fmt: skip
+    r = world.post(
+        "h1",
+        "/v1/visits",
+        {"credit_line_id": world.ids["line"], "his_visit_id": "V1", "kind": "outpatient"},
+    )
     return str(r.json()["visit_id"])
 
 
@@ -90,7 +93,9 @@ def test_a_409_is_stored_and_replayed(world: World) -> None:
 
 def test_validation_errors_leave_the_key_free(world: World) -> None:
     visit = _visit(world)
-    bad = world.post("h1", f"/v1/visits/{visit}/authorizations", dict(HOLD, amount_fen=1.5), key="k")
+    bad = world.post(
+        "h1", f"/v1/visits/{visit}/authorizations", dict(HOLD, amount_fen=1.5), key="k"
+    )
     assert bad.status_code == 422
     good = world.post("h1", f"/v1/visits/{visit}/authorizations", HOLD, key="k")
     assert good.status_code == 201 and "idempotent-replayed" not in good.headers
@@ -113,8 +118,10 @@ def test_a_key_in_flight_is_a_409(pg_settings: Settings) -> None:
         other = create_engine(pg_settings.database_url)
         try:
             with other.connect() as conn, conn.begin():
-                conn.execute(text("SELECT pg_advisory_xact_lock(:h)"),
-                             {"h": _lock_key(world.ids["h1"], "busy")})  # fmt: skip
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:h)"),
+                    {"h": _lock_key(world.ids["h1"], "busy")},
+                )
                 r = world.post("h1", f"/v1/visits/{visit}/authorizations", HOLD, key="busy")
                 assert r.status_code == 409 and r.json()["code"] == "request_in_progress"
             r = world.post("h1", f"/v1/visits/{visit}/authorizations", HOLD, key="busy")

@@ -18,20 +18,28 @@ BILL_ITEMS = [{"code": "A", "name": "care", "amount_fen": 0}]
 
 def bill(ref: str, self_pay: int, insurance: int = 0) -> dict[str, Any]:
     total = self_pay + insurance
-    return {"his_bill_id": ref, "total_fen": total, "insurance_fen": insurance,
-            "self_pay_fen": self_pay, "items": [dict(BILL_ITEMS[0], amount_fen=total)]}  # fmt: skip
+    return {
+        "his_bill_id": ref,
+        "total_fen": total,
+        "insurance_fen": insurance,
+        "self_pay_fen": self_pay,
+        "items": [dict(BILL_ITEMS[0], amount_fen=total)],
+    }
 
 
 def setup_visit(world: World, ref: str = "V1", kind: str = "outpatient") -> str:
     world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
-    r = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": ref,
-                                        "kind": kind})  # fmt: skip
+    r = world.post(
+        "h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": ref, "kind": kind}
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["visit_id"])
 
 
 def hold(world: World, visit: str, amount: int, ref: str) -> dict[str, Any]:
-    r = world.post("h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": amount, "his_order_id": ref})
+    r = world.post(
+        "h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": amount, "his_order_id": ref}
+    )
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -90,12 +98,19 @@ def test_a_suspended_line_takes_no_visits_holds_or_increments(world: World) -> N
     visit = setup_visit(world)
     auth = hold(world, visit, 1_000, "O1")
     set_line_status(world, "suspended")
-    r = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": "V2",
-                                        "kind": "outpatient"})  # fmt: skip
+    r = world.post(
+        "h1",
+        "/v1/visits",
+        {"credit_line_id": world.ids["line"], "his_visit_id": "V2", "kind": "outpatient"},
+    )
     assert r.status_code == 409 and r.json()["code"] == "line_not_active"
-    r = world.post("h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": 1, "his_order_id": "O2"})
+    r = world.post(
+        "h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": 1, "his_order_id": "O2"}
+    )
     assert r.status_code == 409 and r.json()["code"] == "line_not_active"
-    r = world.post("h1", f"/v1/authorizations/{auth['authorization_id']}/increments", {"amount_fen": 1})
+    r = world.post(
+        "h1", f"/v1/authorizations/{auth['authorization_id']}/increments", {"amount_fen": 1}
+    )
     assert r.status_code == 409 and r.json()["code"] == "line_not_active"
     r = world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
     assert r.json()["eligible"] is False and r.json()["reason"] == "suspended"
@@ -112,13 +127,17 @@ def test_holds_expire_by_time_alone(world: World) -> None:
     assert line(world)["held_fen"] == 0 and line(world)["available_fen"] == 100_000
     r = world.post("h1", f"/v1/authorizations/{auth['authorization_id']}/void", {})
     assert r.status_code == 409 and r.json()["code"] == "authorization_not_held"
-    r = world.post("h1", f"/v1/authorizations/{auth['authorization_id']}/increments", {"amount_fen": 1})
+    r = world.post(
+        "h1", f"/v1/authorizations/{auth['authorization_id']}/increments", {"amount_fen": 1}
+    )
     assert r.status_code == 409
     # The whole limit is available again, and the expired hold is never captured.
     hold(world, visit, 100_000, "O2")
     r = world.post("h1", f"/v1/visits/{visit}/close", bill("B1", 100_000))
     assert r.status_code == 200
-    captured = {a["his_order_id"]: (a["status"], a["captured_fen"]) for a in r.json()["authorizations"]}
+    captured = {
+        a["his_order_id"]: (a["status"], a["captured_fen"]) for a in r.json()["authorizations"]
+    }
     assert captured == {"O1": ("expired", 0), "O2": ("captured", 100_000)}
     assert balanced(world)
 
@@ -133,13 +152,25 @@ def test_inpatient_holds_last_thirty_days(world: World) -> None:
 def test_refund_reduces_the_visits_unpaid_debt_first(world: World) -> None:
     visit = setup_visit(world)
     world.post("h1", f"/v1/visits/{visit}/close", bill("B1", 50_000))
-    world.post("b1", "/v1/repayments", {"credit_line_id": world.ids["line"], "amount_fen": 30_000,
-                                        "bank_txn_id": "T1", "paid_at": "2026-01-01T08:00:00+08:00"})  # fmt: skip
-    r = world.post("h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 25_000, "his_refund_id": "R1"})
+    world.post(
+        "b1",
+        "/v1/repayments",
+        {
+            "credit_line_id": world.ids["line"],
+            "amount_fen": 30_000,
+            "bank_txn_id": "T1",
+            "paid_at": "2026-01-01T08:00:00+08:00",
+        },
+    )
+    r = world.post(
+        "h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 25_000, "his_refund_id": "R1"}
+    )
     assert r.status_code == 201, r.text
     assert (r.json()["debt_reduced_fen"], r.json()["returned_to_patient_fen"]) == (20_000, 5_000)
     assert line(world)["outstanding_fen"] == 0
-    r = world.post("h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 25_001, "his_refund_id": "R2"})
+    r = world.post(
+        "h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 25_001, "his_refund_id": "R2"}
+    )
     assert r.status_code == 422 and r.json()["code"] == "refund_exceeds_captured"
     assert world.get("h1", f"/v1/visits/{visit}").json()["refunded_fen"] == 25_000
     assert balanced(world)
@@ -159,15 +190,33 @@ def test_repayments_pay_the_oldest_due_date_first(world: World) -> None:
     newer = setup_visit(world, "V2")
     world.post("h1", f"/v1/visits/{newer}/close", bill("B2", 20_000))
     assert line(world)["next_due_date"] == "2026-03-17"
-    r = world.post("b1", "/v1/repayments", {"credit_line_id": world.ids["line"], "amount_fen": 15_000,
-                                            "bank_txn_id": "T1", "paid_at": "2026-03-04T10:00:00+08:00"})  # fmt: skip
+    r = world.post(
+        "b1",
+        "/v1/repayments",
+        {
+            "credit_line_id": world.ids["line"],
+            "amount_fen": 15_000,
+            "bank_txn_id": "T1",
+            "paid_at": "2026-03-04T10:00:00+08:00",
+        },
+    )
     assert r.status_code == 201 and r.json()["outstanding_fen"] == 15_000
     assert line(world)["next_due_date"] == "2026-03-19"  # the older debt is paid off
     # Refunding the older visit now reduces no debt: it all goes back to the patient.
-    r = world.post("h1", f"/v1/visits/{older}/refunds", {"amount_fen": 10_000, "his_refund_id": "R1"})
+    r = world.post(
+        "h1", f"/v1/visits/{older}/refunds", {"amount_fen": 10_000, "his_refund_id": "R1"}
+    )
     assert (r.json()["debt_reduced_fen"], r.json()["returned_to_patient_fen"]) == (0, 10_000)
-    r = world.post("b1", "/v1/repayments", {"credit_line_id": world.ids["line"], "amount_fen": 15_001,
-                                            "bank_txn_id": "T2", "paid_at": "2026-03-04T10:00:00+08:00"})  # fmt: skip
+    r = world.post(
+        "b1",
+        "/v1/repayments",
+        {
+            "credit_line_id": world.ids["line"],
+            "amount_fen": 15_001,
+            "bank_txn_id": "T2",
+            "paid_at": "2026-03-04T10:00:00+08:00",
+        },
+    )
     assert r.status_code == 422 and r.json()["code"] == "overpayment"
     assert balanced(world)
 
@@ -192,23 +241,39 @@ def test_repaying_lifts_an_overdue_suspension(world: World) -> None:
     world.post("h1", f"/v1/visits/{visit}/close", bill("B1", 10_000))
     clock.set_now(T0 + timedelta(days=20))
     set_line_status(world, "suspended")
-    world.post("b1", "/v1/repayments", {"credit_line_id": world.ids["line"], "amount_fen": 10_000,
-                                        "bank_txn_id": "T1", "paid_at": "2026-03-20T10:00:00+08:00"})  # fmt: skip
+    world.post(
+        "b1",
+        "/v1/repayments",
+        {
+            "credit_line_id": world.ids["line"],
+            "amount_fen": 10_000,
+            "bank_txn_id": "T1",
+            "paid_at": "2026-03-20T10:00:00+08:00",
+        },
+    )
     assert line(world)["status"] == "active"
 
 
 def test_partner_references_replay_or_refuse(world: World) -> None:
     visit = setup_visit(world)
-    again = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": "V1",
-                                            "kind": "outpatient"})  # fmt: skip
+    again = world.post(
+        "h1",
+        "/v1/visits",
+        {"credit_line_id": world.ids["line"], "his_visit_id": "V1", "kind": "outpatient"},
+    )
     assert again.status_code == 201 and again.json()["visit_id"] == visit
-    other = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": "V1",
-                                            "kind": "inpatient"})  # fmt: skip
+    other = world.post(
+        "h1",
+        "/v1/visits",
+        {"credit_line_id": world.ids["line"], "his_visit_id": "V1", "kind": "inpatient"},
+    )
     assert other.status_code == 409 and other.json()["code"] == "duplicate_reference"
     assert visit in other.json()["detail"]
     auth = hold(world, visit, 1_000, "O1")
     assert hold(world, visit, 1_000, "O1") == auth
-    r = world.post("h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": 2_000, "his_order_id": "O1"})
+    r = world.post(
+        "h1", f"/v1/visits/{visit}/authorizations", {"amount_fen": 2_000, "his_order_id": "O1"}
+    )
     assert r.status_code == 409 and auth["authorization_id"] in r.json()["detail"]
     closed = world.post("h1", f"/v1/visits/{visit}/close", bill("B1", 1_000))
     assert world.post("h1", f"/v1/visits/{visit}/close", bill("B1", 1_000)).json() == closed.json()
@@ -216,13 +281,23 @@ def test_partner_references_replay_or_refuse(world: World) -> None:
     assert r.status_code == 409 and r.json()["code"] == "duplicate_reference"
     r = world.post("h1", f"/v1/visits/{visit}/close", bill("B2", 1_000))
     assert r.status_code == 409 and r.json()["code"] == "visit_not_open"
-    refund = world.post("h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 100, "his_refund_id": "R1"})
-    assert world.post("h1", f"/v1/visits/{visit}/refunds",
-                      {"amount_fen": 100, "his_refund_id": "R1"}).json() == refund.json()  # fmt: skip
+    refund = world.post(
+        "h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 100, "his_refund_id": "R1"}
+    )
+    assert (
+        world.post(
+            "h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 100, "his_refund_id": "R1"}
+        ).json()
+        == refund.json()
+    )
     r = world.post("h1", f"/v1/visits/{visit}/refunds", {"amount_fen": 101, "his_refund_id": "R1"})
     assert r.status_code == 409 and r.json()["code"] == "duplicate_reference"
-    pay = {"credit_line_id": world.ids["line"], "amount_fen": 100, "bank_txn_id": "T1",
-           "paid_at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    pay = {
+        "credit_line_id": world.ids["line"],
+        "amount_fen": 100,
+        "bank_txn_id": "T1",
+        "paid_at": "2026-01-01T00:00:00Z",
+    }
     first = world.post("b1", "/v1/repayments", pay)
     assert world.post("b1", "/v1/repayments", pay).json() == first.json()
     r = world.post("b1", "/v1/repayments", dict(pay, amount_fen=200))

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.pg
 RACERS = 64
 
 
-def _race(base: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]]) -> list[httpx.Response]:
+def _race(
+    base: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]]
+) -> list[httpx.Response]:
     """Send all requests at once (a barrier releases them together)."""
     barrier = threading.Barrier(len(requests))
 
@@ -33,9 +35,14 @@ def _race(base: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]])
 
 
 def _open_visit(world: World) -> str:
-    assert world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}).status_code == 200
-    r = world.post("h1", "/v1/visits", {"credit_line_id": world.ids["line"], "his_visit_id": "V",
-                                        "kind": "inpatient"})  # fmt: skip
+    assert (
+        world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}).status_code == 200
+    )
+    r = world.post(
+        "h1",
+        "/v1/visits",
+        {"credit_line_id": world.ids["line"], "his_visit_id": "V", "kind": "inpatient"},
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["visit_id"])
 
@@ -45,14 +52,22 @@ def test_racing_holds_never_exceed_the_limit(pg_settings: Settings) -> None:
     with world.client:
         visit = _open_visit(world)
         with live_server(pg_settings) as base:
-            responses = _race(base, [
-                (f"/v1/visits/{visit}/authorizations",
-                 {"amount_fen": 3_000, "his_order_id": f"O{i}"}, world.headers("h1", uuid.uuid4().hex))
-                for i in range(RACERS)
-            ])  # fmt: skip
+            responses = _race(
+                base,
+                [
+                    (
+                        f"/v1/visits/{visit}/authorizations",
+                        {"amount_fen": 3_000, "his_order_id": f"O{i}"},
+                        world.headers("h1", uuid.uuid4().hex),
+                    )
+                    for i in range(RACERS)
+                ],
+            )
         statuses = sorted(r.status_code for r in responses)
         assert statuses.count(201) == 33 and statuses.count(402) == RACERS - 33, statuses
-        assert all(r.json()["code"] == "insufficient_credit" for r in responses if r.status_code == 402)
+        assert all(
+            r.json()["code"] == "insufficient_credit" for r in responses if r.status_code == 402
+        )
         line = world.get("h1", f"/v1/credit-lines/{world.ids['line']}").json()
         assert (line["held_fen"], line["available_fen"]) == (99_000, 1_000)
         accounts = dict(
@@ -69,11 +84,17 @@ def test_a_replay_storm_of_one_key_makes_one_effect(pg_settings: Settings) -> No
         visit = _open_visit(world)
         headers = world.headers("h1", "storm-key")
         with live_server(pg_settings) as base:
-            responses = _race(base, [
-                (f"/v1/visits/{visit}/authorizations",
-                 {"amount_fen": 1_000, "his_order_id": "ONE"}, headers)
-                for _ in range(RACERS)
-            ])  # fmt: skip
+            responses = _race(
+                base,
+                [
+                    (
+                        f"/v1/visits/{visit}/authorizations",
+                        {"amount_fen": 1_000, "his_order_id": "ONE"},
+                        headers,
+                    )
+                    for _ in range(RACERS)
+                ],
+            )
         created = [r for r in responses if r.status_code == 201]
         in_progress = [r for r in responses if r.status_code == 409]
         assert len(created) + len(in_progress) == RACERS, [r.status_code for r in responses]
@@ -92,11 +113,17 @@ def test_racing_references_make_one_object(pg_settings: Settings) -> None:
     with world.client:
         visit = _open_visit(world)
         with live_server(pg_settings) as base:
-            responses = _race(base, [
-                (f"/v1/visits/{visit}/authorizations",
-                 {"amount_fen": 1_000, "his_order_id": "SAME"}, world.headers("h1", uuid.uuid4().hex))
-                for _ in range(16)
-            ])  # fmt: skip
+            responses = _race(
+                base,
+                [
+                    (
+                        f"/v1/visits/{visit}/authorizations",
+                        {"amount_fen": 1_000, "his_order_id": "SAME"},
+                        world.headers("h1", uuid.uuid4().hex),
+                    )
+                    for _ in range(16)
+                ],
+            )
         assert {r.status_code for r in responses} == {201}
         assert len({r.json()["authorization_id"] for r in responses}) == 1
         line = world.get("h1", f"/v1/credit-lines/{world.ids['line']}").json()

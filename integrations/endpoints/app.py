@@ -93,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version,
-                               description=app.description, routes=app.routes)  # fmt: skip
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = spec.setdefault("components", {})
             components.setdefault("schemas", {}).update(schemas)
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -30,7 +30,9 @@ def _hold_policy(call: Call) -> holds.HoldPolicy:
     )
 
 
-@routes.add("POST", "/v1/eligibility-checks", kinds={HOSPITAL}, body=schemas.EligibilityCheckRequest)
+@routes.add(
+    "POST", "/v1/eligibility-checks", kinds={HOSPITAL}, body=schemas.EligibilityCheckRequest
+)
 def check_eligibility(call: Call, session: Session) -> tuple[int, Any]:
     """May this person pay by credit now?"""
     id_number = normalize_id_number(call.body.id_number)
@@ -41,9 +43,13 @@ def check_eligibility(call: Call, session: Session) -> tuple[int, Any]:
             errors=[FieldError("id_number", "not a valid 18-character identity number")],
         )
     result = eligibility.check_eligibility(
-        session, call.vault, hospital_id=call.caller.partner_id, id_number=id_number,
-        zone=call.settings.business_timezone, now=call.now,
-    )  # fmt: skip
+        session,
+        call.vault,
+        hospital_id=call.caller.partner_id,
+        id_number=id_number,
+        zone=call.settings.business_timezone,
+        now=call.now,
+    )
     return 200, present.eligibility(result)
 
 
@@ -63,9 +69,14 @@ def open_visit(call: Call, session: Session) -> tuple[int, Any]:
     """Open a visit on a credit line."""
     b = call.body
     visit, _ = visits.open_visit(
-        session, hospital_id=call.caller.partner_id, credit_line_id=b.credit_line_id,
-        his_visit_id=b.his_visit_id, kind=b.kind, department=b.department, now=call.now,
-    )  # fmt: skip
+        session,
+        hospital_id=call.caller.partner_id,
+        credit_line_id=b.credit_line_id,
+        his_visit_id=b.his_visit_id,
+        kind=b.kind,
+        department=b.department,
+        now=call.now,
+    )
     return 201, present.visit(session, visit, call.now)
 
 
@@ -79,8 +90,10 @@ def get_visit(call: Call, session: Session) -> tuple[int, Any]:
 def _limit(call: Call) -> int:
     raw = call.query.get("limit", "20")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise Invalid("limit must be a whole number from 1 to 100",
-                      errors=[FieldError("limit", "must be 1-100")])  # fmt: skip
+        raise Invalid(
+            "limit must be a whole number from 1 to 100",
+            errors=[FieldError("limit", "must be 1-100")],
+        )
     return int(raw)
 
 
@@ -99,16 +112,26 @@ def list_visits(call: Call, session: Session) -> tuple[int, Any]:
     return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
 
 
-@routes.add("POST", "/v1/visits/{visit_id}/authorizations", kinds={HOSPITAL},
-            body=schemas.HoldRequest, status=201)  # fmt: skip
+@routes.add(
+    "POST",
+    "/v1/visits/{visit_id}/authorizations",
+    kinds={HOSPITAL},
+    body=schemas.HoldRequest,
+    status=201,
+)
 def place_hold(call: Call, session: Session) -> tuple[int, Any]:
     """Hold an amount on the line for a charge."""
     b = call.body
     auth, _ = holds.place_hold(
-        session, hospital_id=call.caller.partner_id, visit_id=call.params["visit_id"],
-        amount_fen=b.amount_fen, his_order_id=b.his_order_id, description=b.description,
-        policy=_hold_policy(call), now=call.now,
-    )  # fmt: skip
+        session,
+        hospital_id=call.caller.partner_id,
+        visit_id=call.params["visit_id"],
+        amount_fen=b.amount_fen,
+        his_order_id=b.his_order_id,
+        description=b.description,
+        policy=_hold_policy(call),
+        now=call.now,
+    )
     return 201, present.authorization(auth, call.now)
 
 
@@ -119,25 +142,35 @@ def get_authorization(call: Call, session: Session) -> tuple[int, Any]:
     return 200, present.authorization(auth, call.now)
 
 
-@routes.add("POST", "/v1/authorizations/{authorization_id}/increments", kinds={HOSPITAL},
-            body=schemas.IncrementRequest)  # fmt: skip
+@routes.add(
+    "POST",
+    "/v1/authorizations/{authorization_id}/increments",
+    kinds={HOSPITAL},
+    body=schemas.IncrementRequest,
+)
 def increment_hold(call: Call, session: Session) -> tuple[int, Any]:
     """Raise a hold."""
     auth = holds.increment_hold(
-        session, hospital_id=call.caller.partner_id, auth_id=call.params["authorization_id"],
-        amount_fen=call.body.amount_fen, now=call.now,
-    )  # fmt: skip
+        session,
+        hospital_id=call.caller.partner_id,
+        auth_id=call.params["authorization_id"],
+        amount_fen=call.body.amount_fen,
+        now=call.now,
+    )
     return 200, present.authorization(auth, call.now)
 
 
-@routes.add("POST", "/v1/authorizations/{authorization_id}/void", kinds={HOSPITAL},
-            body=schemas.VoidRequest)  # fmt: skip
+@routes.add(
+    "POST", "/v1/authorizations/{authorization_id}/void", kinds={HOSPITAL}, body=schemas.VoidRequest
+)
 def void_hold(call: Call, session: Session) -> tuple[int, Any]:
     """Release a hold."""
     auth = holds.void_hold(
-        session, hospital_id=call.caller.partner_id, auth_id=call.params["authorization_id"],
+        session,
+        hospital_id=call.caller.partner_id,
+        auth_id=call.params["authorization_id"],
         now=call.now,
-    )  # fmt: skip
+    )
     return 200, present.authorization(auth, call.now)
 
 
@@ -151,31 +184,48 @@ def _bill(body: schemas.CloseVisitRequest) -> visits.Bill:
             errors=[FieldError("total_fen", "does not add up")],
         )
     return visits.Bill(
-        his_bill_id=body.his_bill_id, total_fen=body.total_fen, insurance_fen=body.insurance_fen,
-        self_pay_fen=body.self_pay_fen, items=[item.model_dump() for item in body.items],
-    )  # fmt: skip
+        his_bill_id=body.his_bill_id,
+        total_fen=body.total_fen,
+        insurance_fen=body.insurance_fen,
+        self_pay_fen=body.self_pay_fen,
+        items=[item.model_dump() for item in body.items],
+    )
 
 
 @routes.add("POST", "/v1/visits/{visit_id}/close", kinds={HOSPITAL}, body=schemas.CloseVisitRequest)
 def close_visit(call: Call, session: Session) -> tuple[int, Any]:
     """Final bill: capture the patient's share and release the rest."""
     visit, _ = visits.close_visit(
-        session, hospital_id=call.caller.partner_id, visit_id=call.params["visit_id"],
-        bill=_bill(call.body), repay_days=call.settings.repayment_window_days,
-        zone=call.settings.business_timezone, now=call.now,
-    )  # fmt: skip
+        session,
+        hospital_id=call.caller.partner_id,
+        visit_id=call.params["visit_id"],
+        bill=_bill(call.body),
+        repay_days=call.settings.repayment_window_days,
+        zone=call.settings.business_timezone,
+        now=call.now,
+    )
     return 200, present.visit(session, visit, call.now)
 
 
-@routes.add("POST", "/v1/visits/{visit_id}/refunds", kinds={HOSPITAL},
-            body=schemas.RefundRequest, status=201)  # fmt: skip
+@routes.add(
+    "POST",
+    "/v1/visits/{visit_id}/refunds",
+    kinds={HOSPITAL},
+    body=schemas.RefundRequest,
+    status=201,
+)
 def refund_visit(call: Call, session: Session) -> tuple[int, Any]:
     """Refund part of a closed visit."""
     b = call.body
     refund, _ = debts.refund_visit(
-        session, hospital_id=call.caller.partner_id, visit_id=call.params["visit_id"],
-        amount_fen=b.amount_fen, his_refund_id=b.his_refund_id, reason=b.reason, now=call.now,
-    )  # fmt: skip
+        session,
+        hospital_id=call.caller.partner_id,
+        visit_id=call.params["visit_id"],
+        amount_fen=b.amount_fen,
+        his_refund_id=b.his_refund_id,
+        reason=b.reason,
+        now=call.now,
+    )
     return 201, present.refund(refund)
 
 
@@ -193,13 +243,20 @@ def repay(call: Call, session: Session) -> tuple[int, Any]:
     b = call.body
     limit = timedelta(seconds=call.settings.max_paid_at_future_seconds)
     if b.paid_at > call.now + limit:
-        raise Invalid("paid_at is in the future",
-                      errors=[FieldError("paid_at", "more than 5 minutes in the future")])  # fmt: skip
+        raise Invalid(
+            "paid_at is in the future",
+            errors=[FieldError("paid_at", "more than 5 minutes in the future")],
+        )
     repayment, _ = debts.repay(
-        session, bank_id=call.caller.partner_id, credit_line_id=b.credit_line_id,
-        amount_fen=b.amount_fen, bank_txn_id=b.bank_txn_id, paid_at=b.paid_at,
-        zone=call.settings.business_timezone, now=call.now,
-    )  # fmt: skip
+        session,
+        bank_id=call.caller.partner_id,
+        credit_line_id=b.credit_line_id,
+        amount_fen=b.amount_fen,
+        bank_txn_id=b.bank_txn_id,
+        paid_at=b.paid_at,
+        zone=call.settings.business_timezone,
+        now=call.now,
+    )
     return 201, present.repayment(repayment)
 
 

@@ -106,15 +106,22 @@ class Pipeline:
             if wait:
                 raise RateLimited(wait)
             if caller.kind not in kinds:
-                raise Forbidden(f"{request.method} {request.url.path} is not open to {caller.kind}s")
+                raise Forbidden(
+                    f"{request.method} {request.url.path} is not open to {caller.kind}s"
+                )
             write = request.method == "POST"
             key = self._idempotency_key(request) if write else None
             parsed = await self._read_json(request) if body_model is not None else None
             body = self._validate(body_model, parsed)
             call = Call(
-                caller, dict(request.path_params), request.query_params, body,
-                clock.now(), self.settings, self.vault,
-            )  # fmt: skip
+                caller,
+                dict(request.path_params),
+                request.query_params,
+                body,
+                clock.now(),
+                self.settings,
+                self.vault,
+            )
             if key is None:
                 status, text = await run_in_threadpool(self._run_read, call, handler)
                 return _response(status, text)

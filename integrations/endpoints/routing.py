@@ -65,7 +65,12 @@ def _openapi_extra(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     params += [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.query]
     if route.method == "POST":
         params.append(
-            {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}}
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            }
         )
     extra: dict[str, Any] = {
         "parameters": params,
@@ -89,7 +94,9 @@ def _openapi_extra(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
 
 def _endpoint(pipeline: Pipeline, route: Route) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
-        return await pipeline.handle(request, route.handler, kinds=route.kinds, body_model=route.body)
+        return await pipeline.handle(
+            request, route.handler, kinds=route.kinds, body_model=route.body
+        )
 
     return endpoint
 
