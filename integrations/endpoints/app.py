@@ -7,8 +7,11 @@ import re
 import uuid
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -65,7 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="credithub",
         version="1",
         description="The credit-based services integration hub: the partner API (CONTRACT.md).",
+        docs_url=None,  # served below from local assets: the hub runs offline
+        redoc_url=None,
     )
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), "docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="credithub API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
     app.state.pipeline = pipeline
 
     @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
