@@ -137,25 +137,21 @@ def place_hold(
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
     auth_id = new_id("auth")
-    inserted = insert_new(
-        session,
-        Authorization,
-        {
-            "id": auth_id,
-            "visit_id": visit_id,
-            "credit_line_id": visit.credit_line_id,
-            "hospital_id": hospital_id,
-            "his_order_id": his_order_id,
-            "description": description,
-            "status": "held",
-            "amount_fen": amount_fen,
-            "initial_fen": amount_fen,
-            "captured_fen": 0,
-            "created_at": now,
-            "expires_at": policy.expires_at(visit.kind, now),
-        },
-    )
-    if not inserted:
+    values = {
+        "id": auth_id,
+        "visit_id": visit_id,
+        "credit_line_id": visit.credit_line_id,
+        "hospital_id": hospital_id,
+        "his_order_id": his_order_id,
+        "description": description,
+        "status": "held",
+        "amount_fen": amount_fen,
+        "initial_fen": amount_fen,
+        "captured_fen": 0,
+        "created_at": now,
+        "expires_at": policy.expires_at(visit.kind, now),
+    }
+    if not insert_new(session, Authorization, values):
         existing = session.scalar(
             select(Authorization).where(
                 Authorization.hospital_id == hospital_id,
@@ -181,9 +177,7 @@ def place_hold(
         amount_fen,
         now,
     )
-    auth = session.get(Authorization, auth_id)
-    assert auth is not None
-    return auth, True
+    return Authorization(**values), True  # as inserted: no need to read it back
 
 
 def get_authorization(session: Session, hospital_id: str, auth_id: str) -> Authorization:
