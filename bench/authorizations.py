@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -60,6 +60,7 @@ class Result:
     requests: int
     non_2xx: int
     socket_errors: int
+    server_cpu_ms: float | None  # the server process's CPU time per request
 
 
 def say(message: str) -> None:
@@ -129,7 +130,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+def spawn_server(database_url: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CREDITHUB_DATABASE_URL": database_url,
@@ -141,7 +142,7 @@ def spawn_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "uvicorn", "bench.bench_app:create_bench_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
@@ -169,6 +170,15 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -177,7 +187,7 @@ def _ms(value: str) -> float:
     return float(number) * _UNIT_MS[unit]
 
 
-def parse_wrk(output: str, endpoint: str, clients: int) -> Result:
+def parse_wrk(output: str, endpoint: str, clients: int, cpu: float | None) -> Result:
     def find(pattern: str, default: str | None = None) -> str:
         match = re.search(pattern, output, re.MULTILINE)
         if match is None:
@@ -188,15 +198,17 @@ def parse_wrk(output: str, endpoint: str, clients: int) -> Result:
 
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                        output)  # fmt: skip
+    requests = int(find(r"^\s+(\d+) requests in"))
     return Result(
         endpoint=endpoint,
         clients=clients,
         rps=float(find(r"^Requests/sec:\s+([\d.]+)")),
         p50_ms=_ms(find(r"^\s+50%\s+(\S+)")),
         p99_ms=_ms(find(r"^\s+99%\s+(\S+)")),
-        requests=int(find(r"^\s+(\d+) requests in")),
+        requests=requests,
         non_2xx=int(find(r"Non-2xx or 3xx responses: (\d+)", "0")),
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        server_cpu_ms=None if cpu is None else round(cpu * 1000 / max(requests, 1), 3),
     )
 
 
@@ -220,12 +232,14 @@ def report(results: list[Result]) -> dict[str, Any]:
     by = {(r.endpoint, r.clients): r for r in results}
     clients = sorted({r.clients for r in results})
     say("")
-    print(f"{'clients':>7}  {'endpoint':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'clients':>7}  {'endpoint':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'failed':>8}"
+          f"{'server CPU ms/req':>19}")  # fmt: skip
     for c in clients:
         for e in ENDPOINTS:
             r = by[(e, c)]
+            cpu = "-" if r.server_cpu_ms is None else f"{r.server_cpu_ms:.2f}"
             print(f"{c:>7}  {LABELS[e]:<17}{r.rps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-                  f"{r.non_2xx + r.socket_errors:>9}")  # fmt: skip
+                  f"{r.non_2xx + r.socket_errors:>8}{cpu:>19}")  # fmt: skip
     print()
     ratios = {}
     for c in clients:
@@ -257,6 +271,28 @@ def report(results: list[Result]) -> dict[str, Any]:
     }
 
 
+def measure_all(server: subprocess.Popen[bytes], port: int, args: argparse.Namespace,
+                visits: Path, key: str) -> list[Result]:  # fmt: skip
+    """Each endpoint at each concurrency: a warm-up, then a measurement."""
+    results = []
+    for clients in args.clients:
+        for endpoint in ENDPOINTS:
+            say(f"  {clients:>2} clients  {LABELS[endpoint]:<16} warm-up {args.warmup:g} s, "
+                f"measure {args.seconds:g} s ...")  # fmt: skip
+            wrk(port, endpoint, clients, args.warmup, visits, key, f"w{clients}{endpoint[0]}")
+            before = cpu_seconds(server.pid)
+            tag = f"m{clients}{endpoint[0]}"
+            out = wrk(port, endpoint, clients, args.seconds, visits, key, tag)
+            after = cpu_seconds(server.pid)
+            cpu = None if before is None or after is None else after - before
+            r = parse_wrk(out, endpoint, clients, cpu)
+            results.append(r)
+            say(f"{'':>32}{r.rps:8.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms  "
+                f"failed {r.non_2xx + r.socket_errors}  "
+                f"server CPU {r.server_cpu_ms} ms/req")  # fmt: skip
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
@@ -268,6 +304,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     OUT.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    say(f"load average {load:.2f} on {os.cpu_count()} CPUs (other work here skews the figures)")
     say(f"preparing database {DATABASE}: migrations, {args.lines} lines with one open visit each")
     database_url = fresh_database()
     settings = Settings(home=OUT, database_url=database_url, secret_key=SECRET)
@@ -279,29 +317,24 @@ def main() -> None:
 
     port = free_port()
     say(f"starting the API on 127.0.0.1:{port} (uvicorn, 1 worker, rate limit off, auth cache on)")
-    server = spawn_server(database_url, port)
-    results = []
+    log_path = OUT / "server.log"
+    with log_path.open("wb") as log:
+        server = spawn_server(database_url, port, log)
     try:
         wait_until_up(server, port)
-        for clients in args.clients:
-            for endpoint in ENDPOINTS:
-                say(f"  {clients:>2} clients  {LABELS[endpoint]:<16} warm-up {args.warmup:g} s, "
-                    f"measure {args.seconds:g} s ...")  # fmt: skip
-                wrk(port, endpoint, clients, args.warmup, visits, key, f"w{clients}{endpoint[0]}")
-                out = wrk(port, endpoint, clients, args.seconds, visits, key,
-                          f"m{clients}{endpoint[0]}")  # fmt: skip
-                result = parse_wrk(out, endpoint, clients)
-                results.append(result)
-                say(f"{'':>32}{result.rps:8.0f} req/s  p50 {result.p50_ms:.2f} ms  "
-                    f"p99 {result.p99_ms:.2f} ms  non-2xx {result.non_2xx}")  # fmt: skip
+        results = measure_all(server, port, args, visits, key)
     finally:
         stop_server(server)
     say(check_books(settings))
+    logged = log_path.read_text(errors="replace").count("\n")
+    if logged:  # e.g. ClientDisconnect as wrk stops mid-request
+        say(f"the server logged {logged} lines: {log_path.relative_to(ROOT)}")
     dispose_engines()
     summary = report(results)
     summary["setup"] = {
         "server": "uvicorn, 1 worker", "database": "PostgreSQL", "lines": args.lines,
         "seconds": args.seconds, "warmup": args.warmup, "cpus": os.cpu_count(),
+        "load_average_at_start": round(load, 2),
     }  # fmt: skip
     path = OUT / "authorizations.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")

@@ -52,11 +52,15 @@ def get_engine(settings: Settings | None = None) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             _configure_sqlite(engine)
         else:
+            # As many pooled connections as the API's worker threads (40), kept
+            # open: overflow connections would close and reopen under load. No
+            # pre-ping (a round trip per transaction); a dead connection fails
+            # one transaction, which the pipeline reports as retryable.
             engine = create_engine(
                 url,
                 pool_size=settings.pool_size,
-                max_overflow=settings.pool_size,
-                pool_pre_ping=True,
+                max_overflow=0,
+                pool_recycle=3600,
             )
         _engines[url] = engine
     return engine

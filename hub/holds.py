@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from hub import ledger
@@ -21,7 +22,7 @@ from hub.errors import Conflict, InsufficientCredit, not_found
 from hub.ids import new_id
 from hub.lines import lock_line
 from hub.references import insert_new, replay_or_refuse
-from models.tables import Authorization, CreditLine, Visit
+from models.tables import Authorization, CreditLine, Visit, table_of
 
 
 class LineNotActive(Conflict):
@@ -89,6 +90,24 @@ def release_expired(session: Session, line_id: str, now: datetime) -> int:
     return total
 
 
+_lines = table_of(CreditLine)
+_RESERVE = (
+    update(_lines)
+    .where(
+        _lines.c.id == bindparam("line"),
+        _lines.c.status == "active",
+        _lines.c.held_fen + _lines.c.outstanding_fen + bindparam("amount") <= _lines.c.limit_fen,
+    )
+    .values(held_fen=_lines.c.held_fen + bindparam("amount"))
+)
+_visits = table_of(Visit)
+_VISIT_TO_HOLD = (
+    select(_visits.c.hospital_id, _visits.c.status, _visits.c.credit_line_id, _visits.c.kind)
+    .where(_visits.c.id == bindparam("visit"))
+    .with_for_update(read=True)  # a close waits for us, and we for it
+)
+
+
 def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:
     """Add `amount` to the line's held credit, or raise: the one conditional UPDATE.
 
@@ -97,17 +116,8 @@ def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:
     `held_fen` can only over-count, so a success needs no sweep.
     """
     for attempt in range(2):
-        result = session.execute(
-            update(CreditLine)
-            .where(
-                CreditLine.id == line_id,
-                CreditLine.status == "active",
-                CreditLine.held_fen + CreditLine.outstanding_fen + amount <= CreditLine.limit_fen,
-            )
-            .values(held_fen=CreditLine.held_fen + amount)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        result: Any = session.connection().execute(_RESERVE, {"line": line_id, "amount": amount})
+        if result.rowcount == 1:
             return
         line = lock_line(session, line_id)
         if line.status != "active":
@@ -129,11 +139,7 @@ def place_hold(
     now: datetime,
 ) -> tuple[Authorization, bool]:
     """Hold `amount_fen` for a charge; returns the hold and whether it is new."""
-    visit = session.execute(
-        select(Visit.hospital_id, Visit.status, Visit.credit_line_id, Visit.kind)
-        .where(Visit.id == visit_id)
-        .with_for_update(read=True)  # a close waits for us, and we for it
-    ).first()
+    visit = session.connection().execute(_VISIT_TO_HOLD, {"visit": visit_id}).first()
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
     auth_id = new_id("auth")

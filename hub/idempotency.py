@@ -11,6 +11,7 @@ the key first, this transaction rolls back whole and replays that one.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.db import new_session
 from hub.errors import HubError
-from models.tables import IdempotencyKey
+from models.tables import IdempotencyKey, table_of
 
 STORED_STATUSES = frozenset({402, 409})
 
@@ -49,28 +50,34 @@ def _lock_key(partner_id: str, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_CLAIM_COLUMNS = "k.method, k.path, k.request_body, k.status_code, k.response_body"
+_CLAIM_FROM = (
+    "FROM (SELECT 1) AS one LEFT JOIN idempotency_keys k ON k.partner_id = :p AND k.key = :k"
+)
+
+
+def _claim_statement(free: str) -> Any:
+    return text(f"SELECT {free} AS free, {_CLAIM_COLUMNS} {_CLAIM_FROM}").columns(
+        request_body=IdempotencyKey.__table__.c.request_body.type
+    )
+
+
+_CLAIM = {
+    # On PostgreSQL the key's advisory lock is taken in the statement that reads it.
+    "postgresql": _claim_statement("pg_try_advisory_xact_lock(:h)"),
+    "sqlite": _claim_statement("1"),
+}
+_STORE = insert(table_of(IdempotencyKey))
+
+
 def claim(session: Session, partner_id: str, key: str) -> StoredOutcome | None:
     """The stored outcome for the key, or None when this request goes first.
 
     Raises InProgress when another transaction holds the key right now.
     """
-    columns = "k.method, k.path, k.request_body, k.status_code, k.response_body"
-    params = {"p": partner_id, "k": key}
-    if session.get_bind().dialect.name == "postgresql":
-        sql = (
-            f"SELECT pg_try_advisory_xact_lock(:h) AS free, {columns} FROM (SELECT 1) AS one "
-            "LEFT JOIN idempotency_keys k ON k.partner_id = :p AND k.key = :k"
-        )
-        params["h"] = _lock_key(partner_id, key)  # type: ignore[assignment]
-    else:
-        sql = (
-            f"SELECT 1 AS free, {columns} FROM (SELECT 1) AS one "
-            "LEFT JOIN idempotency_keys k ON k.partner_id = :p AND k.key = :k"
-        )
-    row = session.execute(
-        text(sql).columns(**{"request_body": IdempotencyKey.__table__.c.request_body.type}),
-        params,
-    ).one()
+    connection = session.connection()
+    params: dict[str, Any] = {"p": partner_id, "k": key, "h": _lock_key(partner_id, key)}
+    row = connection.execute(_CLAIM[connection.dialect.name], params).one()
     if row.status_code is not None:
         return StoredOutcome(
             row.method, row.path, row.request_body, row.status_code, row.response_body
@@ -93,18 +100,30 @@ def store(
     now: datetime,
 ) -> None:
     """Record the outcome; an IntegrityError means another request stored it first."""
-    session.execute(
-        insert(IdempotencyKey).values(
-            partner_id=partner_id,
-            key=key,
-            method=method,
-            path=path,
-            request_body=request_body,
-            status_code=status_code,
-            response_body=response_body,
-            created_at=now,
-        )
+    session.connection().execute(
+        _STORE,
+        {
+            "partner_id": partner_id,
+            "key": key,
+            "method": method,
+            "path": path,
+            "request_body": request_body,
+            "status_code": status_code,
+            "response_body": response_body,
+            "created_at": now,
+        },
     )
+
+
+def fingerprint(body: Any, digest: Callable[[str], str]) -> Any:
+    """The body as a keyed digest per top-level field: comparable, yet no personal
+    data (an identity number in an eligibility check, say) is stored in clear."""
+    if not isinstance(body, dict):
+        return digest(json.dumps(body, sort_keys=True, ensure_ascii=False))
+    return {
+        field: digest(json.dumps(value, sort_keys=True, ensure_ascii=False))
+        for field, value in body.items()
+    }
 
 
 def differences(stored: StoredOutcome, method: str, path: str, body: Any) -> list[str]:

@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.ids import new_id
-from models.tables import LedgerPosting
+from models.tables import LedgerPosting, table_of
 
 
 def line_held(line_id: str) -> str:
@@ -74,19 +74,22 @@ def post(
     if sum(amount for _, amount in rows) != 0:
         raise UnbalancedEntry(f"{kind} {ref}: postings sum to {sum(a for _, a in rows)}")
     entry_id = new_id("je")
-    session.execute(
-        insert(LedgerPosting),
-        [
-            {
-                "entry_id": entry_id,
-                "account": account,
-                "amount_fen": amount,
-                "kind": kind,
-                "ref": ref,
-                "created_at": now,
-            }
-            for account, amount in rows
-        ],
+    # One multi-row INSERT on the connection: the ORM's bulk path costs more
+    # than the statement itself on the authorization hot path.
+    session.connection().execute(
+        insert(table_of(LedgerPosting)).values(
+            [
+                {
+                    "entry_id": entry_id,
+                    "account": account,
+                    "amount_fen": amount,
+                    "kind": kind,
+                    "ref": ref,
+                    "created_at": now,
+                }
+                for account, amount in rows
+            ]
+        )
     )
     return entry_id
 

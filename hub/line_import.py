@@ -27,6 +27,7 @@ from models.tables import Partner
 
 COLUMNS = ("id_number", "name", "phone", "bank_code", "limit_fen")
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: `isdigit` also takes "²"
 BATCH = 500
 
 
@@ -89,7 +90,7 @@ def parse_row(line_no: int, raw: dict[str, str], banks: set[str]) -> LineRow | s
     if raw["bank_code"] not in banks:
         return f"bank_code {raw['bank_code']!r} is not a bank partner"
     limit = raw["limit_fen"]
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_FEN:
+    if not _DIGITS.fullmatch(limit) or not 1 <= int(limit) <= MAX_FEN:
         return "limit_fen must be a whole number of fen from 1 to 10^12"
     return LineRow(line_no, id_number, raw["name"], raw["phone"], raw["bank_code"], int(limit))
 

@@ -3,26 +3,36 @@
 The same reference with the same parameters returns the existing object, as a
 replay would; with other parameters it is refused as `duplicate_reference`.
 New rows are inserted with ON CONFLICT DO NOTHING, so the first writer wins
-without an exception that would abort the surrounding transaction.
+without an exception that would abort the surrounding transaction. The
+statements are built once and run on the session's connection: this is the
+authorization hot path.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.errors import DuplicateReference
+from models.tables import table_of
+
+
+@cache
+def _insert_unless_exists(dialect: str, table: Table) -> Any:
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    key = next(iter(table.primary_key.columns))
+    return builder(table).on_conflict_do_nothing().returning(key)
 
 
 def insert_new(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
     """Insert one row unless it clashes with a unique key; True when inserted."""
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    key = next(iter(model.__table__.primary_key.columns))
-    statement = builder(model).values(**values).on_conflict_do_nothing().returning(key)
-    return session.execute(statement).first() is not None
+    connection = session.connection()
+    statement = _insert_unless_exists(connection.dialect.name, table_of(model))
+    return connection.execute(statement, values).first() is not None
 
 
 def replay_or_refuse(existing: Any, field: str, same: bool) -> Any:

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     repayment_window_days: int = 15  # due date = business date of the close + this
     max_paid_at_future_seconds: int = 300
 
-    pool_size: int = Field(default=10, ge=1)
+    pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -7,7 +7,7 @@ whom when it grows. Instants are stored as aware UTC.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -289,3 +290,8 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Instant, index=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a model, for statements built once on hot paths."""
+    return cast(Table, model.__table__)

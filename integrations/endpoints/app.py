@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -104,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # the caller left; nobody reads this
+            return Response(status_code=499)
         log.error("unexpected %s", type(exc).__name__, exc_info=exc)
         return problem_response(InternalError("the hub failed to handle the request; retry it"))
 

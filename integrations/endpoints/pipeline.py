@@ -199,6 +199,7 @@ class Pipeline:
         self, call: Call, handler: Handler, key: str, method: str, path: str, body: Any
     ) -> tuple[int, str, bool]:
         """Run the use case once per key; a retry gets the first outcome back."""
+        body = idempotency.fingerprint(body, self.vault.lookup_hash)
         attempt = idempotency.Attempt(call.caller.partner_id, key, method, path, body, call.now)
 
         def work(session: Session) -> tuple[int, str]:
