@@ -48,16 +48,28 @@ class RequestIdMiddleware:
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _REQUEST_ID.match(sent) else f"req_{uuid.uuid4().hex}"
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
+                started = True
                 message["headers"] = [
-                    *message["headers"],
+                    *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Here rather than in an exception handler, so that a 500 carries the
+            # request id too (Starlette runs those handlers outside all middleware).
+            if started or isinstance(exc, ClientDisconnect):
+                return
+            log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+            failure = InternalError("the hub failed to handle the request; retry it")
+            await problem_response(failure)(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+
     app.state.pipeline = pipeline
 
     @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
@@ -101,13 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 405:
             return problem_response(MethodNotAllowed("this method is not allowed on this path"))
         return problem_response(RouteNotFound("no such endpoint; see /docs for the API"))
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ClientDisconnect):  # the caller left; nobody reads this
-            return Response(status_code=499)
-        log.error("unexpected %s", type(exc).__name__, exc_info=exc)
-        return problem_response(InternalError("the hub failed to handle the request; retry it"))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -89,7 +89,7 @@ def get_visit(call: Call, session: Session) -> tuple[int, Any]:
 
 def _limit(call: Call) -> int:
     raw = call.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
         raise Invalid(
             "limit must be a whole number from 1 to 100",
             errors=[FieldError("limit", "must be 1-100")],

@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from hub import clock, idempotency
 from hub.db import unit_of_work
-from hub.errors import Forbidden, HubError, Unauthenticated
+from hub.errors import Forbidden, HubError, Invalid, NotFound, Unauthenticated
 from hub.partners import Caller, authenticate
 from hub.personal_data import Vault
 from hub.settings import Settings
@@ -109,6 +109,10 @@ class Pipeline:
                 raise Forbidden(
                     f"{request.method} {request.url.path} is not open to {caller.kind}s"
                 )
+            if any("\x00" in value for value in request.path_params.values()):
+                raise NotFound("no such object")  # no id holds a NUL
+            if any("\x00" in value for value in request.query_params.values()):
+                raise Invalid("query parameters cannot hold NUL characters")
             write = request.method == "POST"
             key = self._idempotency_key(request) if write else None
             parsed = await self._read_json(request) if body_model is not None else None
