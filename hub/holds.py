@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from hub import ledger
@@ -106,6 +106,28 @@ _VISIT_TO_HOLD = (
     .where(_visits.c.id == bindparam("visit"))
     .with_for_update(read=True)  # a close waits for us, and we for it
 )
+
+
+def expiry_legs(session: Session, now: datetime) -> list[tuple[str, int]]:
+    """The postings that releasing every expired, not yet swept hold will make.
+
+    Expiry is a fact of time: a report of balances as of `now` counts these as
+    posted, so the books agree with the lines whether or not the sweep has run.
+    """
+    rows = session.execute(
+        select(
+            Authorization.credit_line_id,
+            Authorization.hospital_id,
+            func.sum(Authorization.amount_fen),
+        )
+        .where(Authorization.status == "held", Authorization.expires_at <= now)
+        .group_by(Authorization.credit_line_id, Authorization.hospital_id)
+    )
+    legs: list[tuple[str, int]] = []
+    for line_id, hospital_id, amount in rows:
+        legs += [(ledger.hospital_holds(hospital_id), int(amount))]
+        legs += [(ledger.line_held(line_id), -int(amount))]
+    return legs
 
 
 def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:

@@ -104,14 +104,23 @@ def transfer(
     return post(session, kind, ref, [(debit, amount), (credit, -amount)], now)
 
 
-def trial_balance(session: Session) -> list[tuple[str, int]]:
-    """Every account with its balance (debits positive), by account name."""
+def trial_balance(
+    session: Session, pending: Iterable[tuple[str, int]] = ()
+) -> list[tuple[str, int]]:
+    """Every account with its balance (debits positive), by account name.
+
+    `pending` are balanced legs that are true already but not yet posted (holds
+    that expired by time alone), added to the accounts they will move.
+    """
+    totals: dict[str, int] = {}
     rows = session.execute(
-        select(LedgerPosting.account, func.sum(LedgerPosting.amount_fen))
-        .group_by(LedgerPosting.account)
-        .order_by(LedgerPosting.account)
+        select(LedgerPosting.account, func.sum(LedgerPosting.amount_fen)).group_by(
+            LedgerPosting.account
+        )
     )
-    return [(account, int(total)) for account, total in rows]
+    for account, total in [*rows, *pending]:
+        totals[account] = totals.get(account, 0) + int(total)
+    return sorted(totals.items())
 
 
 def balance(session: Session, account: str) -> int:

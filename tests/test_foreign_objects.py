@@ -65,25 +65,79 @@ def build_scene(world: World) -> Scene:
     line = world.ids["line"]
     body = _ok(world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}), 200)
     assert body["credit_line_id"] == line
-    open_visit = _ok(world.post("h1", "/v1/visits", {
-        "credit_line_id": line, "his_visit_id": "V-OPEN", "kind": "outpatient",
-        "department": "ENT"}), 201)["visit_id"]  # fmt: skip
-    auth = _ok(world.post("h1", f"/v1/visits/{open_visit}/authorizations", {
-        "amount_fen": 10_000, "his_order_id": "O-1", "description": "x-ray"}), 201)
-    closed_visit = _ok(world.post("h1", "/v1/visits", {
-        "credit_line_id": line, "his_visit_id": "V-CLOSED", "kind": "inpatient",
-        "department": "ICU"}), 201)["visit_id"]  # fmt: skip
-    _ok(world.post("h1", f"/v1/visits/{closed_visit}/authorizations", {
-        "amount_fen": 20_000, "his_order_id": "O-2", "description": "bed"}), 201)  # fmt: skip
-    closed = _ok(world.post("h1", f"/v1/visits/{closed_visit}/close", {
-        "his_bill_id": "B-1", "total_fen": 25_000, "insurance_fen": 10_000, "self_pay_fen": 15_000,
-        "items": [{"code": "BED", "name": "bed", "amount_fen": 25_000}]}), 200)  # fmt: skip
+    open_visit = _ok(
+        world.post(
+            "h1",
+            "/v1/visits",
+            {
+                "credit_line_id": line,
+                "his_visit_id": "V-OPEN",
+                "kind": "outpatient",
+                "department": "ENT",
+            },
+        ),
+        201,
+    )["visit_id"]
+    auth = _ok(
+        world.post(
+            "h1",
+            f"/v1/visits/{open_visit}/authorizations",
+            {"amount_fen": 10_000, "his_order_id": "O-1", "description": "x-ray"},
+        ),
+        201,
+    )
+    closed_visit = _ok(
+        world.post(
+            "h1",
+            "/v1/visits",
+            {
+                "credit_line_id": line,
+                "his_visit_id": "V-CLOSED",
+                "kind": "inpatient",
+                "department": "ICU",
+            },
+        ),
+        201,
+    )["visit_id"]
+    _ok(
+        world.post(
+            "h1",
+            f"/v1/visits/{closed_visit}/authorizations",
+            {"amount_fen": 20_000, "his_order_id": "O-2", "description": "bed"},
+        ),
+        201,
+    )
+    closed = _ok(
+        world.post(
+            "h1",
+            f"/v1/visits/{closed_visit}/close",
+            {
+                "his_bill_id": "B-1",
+                "total_fen": 25_000,
+                "insurance_fen": 10_000,
+                "self_pay_fen": 15_000,
+                "items": [{"code": "BED", "name": "bed", "amount_fen": 25_000}],
+            },
+        ),
+        200,
+    )
     assert closed["status"] == "closed" and closed["captured_fen"] == 15_000
-    refund = _ok(world.post("h1", f"/v1/visits/{closed_visit}/refunds", {
-        "amount_fen": 1_000, "his_refund_id": "R-1", "reason": "dup"}), 201)["refund_id"]  # fmt: skip
-    repayment = _ok(world.post("b1", "/v1/repayments", {
-        "credit_line_id": line, "amount_fen": 2_000, "bank_txn_id": "T-1",
-        "paid_at": PAID_AT}), 201)["repayment_id"]  # fmt: skip
+    refund = _ok(
+        world.post(
+            "h1",
+            f"/v1/visits/{closed_visit}/refunds",
+            {"amount_fen": 1_000, "his_refund_id": "R-1", "reason": "dup"},
+        ),
+        201,
+    )["refund_id"]
+    repayment = _ok(
+        world.post(
+            "b1",
+            "/v1/repayments",
+            {"credit_line_id": line, "amount_fen": 2_000, "bank_txn_id": "T-1", "paid_at": PAID_AT},
+        ),
+        201,
+    )["repayment_id"]
     return Scene(line, open_visit, auth["authorization_id"], closed_visit, refund, repayment)
 
 
@@ -113,9 +167,11 @@ def test_get_visit_of_another_hospital(world: World) -> None:
     for visit in (s.open_visit, s.closed_visit):
         missing = _made_up("vis")
         assert_same_as_missing(
-            world.get("h2", f"/v1/visits/{visit}"), visit,
-            world.get("h2", f"/v1/visits/{missing}"), missing,
-        )  # fmt: skip
+            world.get("h2", f"/v1/visits/{visit}"),
+            visit,
+            world.get("h2", f"/v1/visits/{missing}"),
+            missing,
+        )
 
 
 def test_list_visits_by_his_visit_id_of_another_hospital_is_empty(world: World) -> None:
@@ -139,15 +195,19 @@ def test_hold_on_another_hospitals_visit(world: World) -> None:
     body = {"amount_fen": 500, "his_order_id": "H2-O", "description": "probe"}
     missing = _made_up("vis")
     assert_same_as_missing(
-        world.post("h2", f"/v1/visits/{s.open_visit}/authorizations", body), s.open_visit,
-        world.post("h2", f"/v1/visits/{missing}/authorizations", body), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/visits/{s.open_visit}/authorizations", body),
+        s.open_visit,
+        world.post("h2", f"/v1/visits/{missing}/authorizations", body),
+        missing,
+    )
     # the same reference h1 used, on h1's visit: still nothing to see
     same_ref = {"amount_fen": 10_000, "his_order_id": "O-1", "description": "x-ray"}
     assert_same_as_missing(
-        world.post("h2", f"/v1/visits/{s.open_visit}/authorizations", same_ref), s.open_visit,
-        world.post("h2", f"/v1/visits/{missing}/authorizations", same_ref), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/visits/{s.open_visit}/authorizations", same_ref),
+        s.open_visit,
+        world.post("h2", f"/v1/visits/{missing}/authorizations", same_ref),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     assert len(_ok(world.get("h1", f"/v1/visits/{s.open_visit}"), 200)["authorizations"]) == 1
     # positive control: the owner can hold on it
@@ -158,20 +218,34 @@ def test_hold_on_another_hospitals_visit(world: World) -> None:
 def test_close_another_hospitals_visit(world: World) -> None:
     s = build_scene(world)
     before, trial = _line(world), _trial(world)
-    bill = {"his_bill_id": "H2-B", "total_fen": 3_000, "insurance_fen": 1_000, "self_pay_fen": 2_000,
-            "items": [{"code": "X", "name": "x", "amount_fen": 3_000}]}  # fmt: skip
+    bill = {
+        "his_bill_id": "H2-B",
+        "total_fen": 3_000,
+        "insurance_fen": 1_000,
+        "self_pay_fen": 2_000,
+        "items": [{"code": "X", "name": "x", "amount_fen": 3_000}],
+    }
     missing = _made_up("vis")
     assert_same_as_missing(
-        world.post("h2", f"/v1/visits/{s.open_visit}/close", bill), s.open_visit,
-        world.post("h2", f"/v1/visits/{missing}/close", bill), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/visits/{s.open_visit}/close", bill),
+        s.open_visit,
+        world.post("h2", f"/v1/visits/{missing}/close", bill),
+        missing,
+    )
     # h1's own bill reference on h1's closed visit: a replay for h1, invisible to h2
-    h1_bill = {"his_bill_id": "B-1", "total_fen": 25_000, "insurance_fen": 10_000,
-               "self_pay_fen": 15_000, "items": [{"code": "BED", "name": "bed", "amount_fen": 25_000}]}  # fmt: skip
+    h1_bill = {
+        "his_bill_id": "B-1",
+        "total_fen": 25_000,
+        "insurance_fen": 10_000,
+        "self_pay_fen": 15_000,
+        "items": [{"code": "BED", "name": "bed", "amount_fen": 25_000}],
+    }
     assert_same_as_missing(
-        world.post("h2", f"/v1/visits/{s.closed_visit}/close", h1_bill), s.closed_visit,
-        world.post("h2", f"/v1/visits/{missing}/close", h1_bill), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/visits/{s.closed_visit}/close", h1_bill),
+        s.closed_visit,
+        world.post("h2", f"/v1/visits/{missing}/close", h1_bill),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     assert _ok(world.get("h1", f"/v1/visits/{s.open_visit}"), 200)["status"] == "open"
     # positive control
@@ -186,15 +260,19 @@ def test_refund_on_another_hospitals_visit(world: World) -> None:
     missing = _made_up("vis")
     for visit in (s.closed_visit, s.open_visit):
         assert_same_as_missing(
-            world.post("h2", f"/v1/visits/{visit}/refunds", body), visit,
-            world.post("h2", f"/v1/visits/{missing}/refunds", body), missing,
-        )  # fmt: skip
+            world.post("h2", f"/v1/visits/{visit}/refunds", body),
+            visit,
+            world.post("h2", f"/v1/visits/{missing}/refunds", body),
+            missing,
+        )
     # more than was captured: still a 404, not a 422 that would reveal the visit
     too_much = {"amount_fen": 10**9, "his_refund_id": "H2-R2", "reason": "probe"}
     assert_same_as_missing(
-        world.post("h2", f"/v1/visits/{s.closed_visit}/refunds", too_much), s.closed_visit,
-        world.post("h2", f"/v1/visits/{missing}/refunds", too_much), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/visits/{s.closed_visit}/refunds", too_much),
+        s.closed_visit,
+        world.post("h2", f"/v1/visits/{missing}/refunds", too_much),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     assert _ok(world.get("h1", f"/v1/visits/{s.closed_visit}"), 200)["refunded_fen"] == 1_000
     # positive control
@@ -210,9 +288,11 @@ def test_get_authorization_of_another_hospital(world: World) -> None:
     assert _ok(world.get("h1", f"/v1/authorizations/{s.auth}"), 200)["status"] == "held"
     missing = _made_up("auth")
     assert_same_as_missing(
-        world.get("h2", f"/v1/authorizations/{s.auth}"), s.auth,
-        world.get("h2", f"/v1/authorizations/{missing}"), missing,
-    )  # fmt: skip
+        world.get("h2", f"/v1/authorizations/{s.auth}"),
+        s.auth,
+        world.get("h2", f"/v1/authorizations/{missing}"),
+        missing,
+    )
 
 
 def test_increment_another_hospitals_authorization(world: World) -> None:
@@ -220,19 +300,25 @@ def test_increment_another_hospitals_authorization(world: World) -> None:
     before, trial = _line(world), _trial(world)
     missing = _made_up("auth")
     assert_same_as_missing(
-        world.post("h2", f"/v1/authorizations/{s.auth}/increments", {"amount_fen": 700}), s.auth,
-        world.post("h2", f"/v1/authorizations/{missing}/increments", {"amount_fen": 700}), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/authorizations/{s.auth}/increments", {"amount_fen": 700}),
+        s.auth,
+        world.post("h2", f"/v1/authorizations/{missing}/increments", {"amount_fen": 700}),
+        missing,
+    )
     # more than is available: still 404, not a 402 that would reveal the line's balance
     big = {"amount_fen": 10**9}
     assert_same_as_missing(
-        world.post("h2", f"/v1/authorizations/{s.auth}/increments", big), s.auth,
-        world.post("h2", f"/v1/authorizations/{missing}/increments", big), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/authorizations/{s.auth}/increments", big),
+        s.auth,
+        world.post("h2", f"/v1/authorizations/{missing}/increments", big),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     assert _ok(world.get("h1", f"/v1/authorizations/{s.auth}"), 200)["amount_fen"] == 10_000
     # positive control
-    raised = _ok(world.post("h1", f"/v1/authorizations/{s.auth}/increments", {"amount_fen": 700}), 200)
+    raised = _ok(
+        world.post("h1", f"/v1/authorizations/{s.auth}/increments", {"amount_fen": 700}), 200
+    )
     assert raised["amount_fen"] == 10_700
 
 
@@ -241,9 +327,11 @@ def test_void_another_hospitals_authorization(world: World) -> None:
     before, trial = _line(world), _trial(world)
     missing = _made_up("auth")
     assert_same_as_missing(
-        world.post("h2", f"/v1/authorizations/{s.auth}/void", {}), s.auth,
-        world.post("h2", f"/v1/authorizations/{missing}/void", {}), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/authorizations/{s.auth}/void", {}),
+        s.auth,
+        world.post("h2", f"/v1/authorizations/{missing}/void", {}),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     assert _ok(world.get("h1", f"/v1/authorizations/{s.auth}"), 200)["status"] == "held"
     # a captured hold of h1 (not held any more): 404 for h2, not 409
@@ -251,9 +339,11 @@ def test_void_another_hospitals_authorization(world: World) -> None:
     assert captured["status"] == "captured"
     cid = captured["authorization_id"]
     assert_same_as_missing(
-        world.post("h2", f"/v1/authorizations/{cid}/void", {}), cid,
-        world.post("h2", f"/v1/authorizations/{missing}/void", {}), missing,
-    )  # fmt: skip
+        world.post("h2", f"/v1/authorizations/{cid}/void", {}),
+        cid,
+        world.post("h2", f"/v1/authorizations/{missing}/void", {}),
+        missing,
+    )
     # positive control
     assert _ok(world.post("h1", f"/v1/authorizations/{s.auth}/void", {}), 200)["status"] == "voided"
     assert _line(world)["held_fen"] == before["held_fen"] - 10_000
@@ -264,9 +354,11 @@ def test_get_refund_of_another_hospital(world: World) -> None:
     assert _ok(world.get("h1", f"/v1/refunds/{s.refund}"), 200)["amount_fen"] == 1_000
     missing = _made_up("ref")
     assert_same_as_missing(
-        world.get("h2", f"/v1/refunds/{s.refund}"), s.refund,
-        world.get("h2", f"/v1/refunds/{missing}"), missing,
-    )  # fmt: skip
+        world.get("h2", f"/v1/refunds/{s.refund}"),
+        s.refund,
+        world.get("h2", f"/v1/refunds/{missing}"),
+        missing,
+    )
 
 
 # --- credit lines ------------------------------------------------------------------------------
@@ -277,16 +369,20 @@ def test_hospital_that_neither_checked_nor_visited_cannot_read_the_line(world: W
     missing = _made_up("cl")
     for who in ("h1", "h2"):  # no check, no visit yet
         assert_same_as_missing(
-            world.get(who, f"/v1/credit-lines/{line}"), line,
-            world.get(who, f"/v1/credit-lines/{missing}"), missing,
-        )  # fmt: skip
+            world.get(who, f"/v1/credit-lines/{line}"),
+            line,
+            world.get(who, f"/v1/credit-lines/{missing}"),
+            missing,
+        )
     # h1 checks the person: now it may read the line; h2 still may not
     _ok(world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}), 200)
     assert _ok(world.get("h1", f"/v1/credit-lines/{line}"), 200)["credit_line_id"] == line
     assert_same_as_missing(
-        world.get("h2", f"/v1/credit-lines/{line}"), line,
-        world.get("h2", f"/v1/credit-lines/{missing}"), missing,
-    )  # fmt: skip
+        world.get("h2", f"/v1/credit-lines/{line}"),
+        line,
+        world.get("h2", f"/v1/credit-lines/{missing}"),
+        missing,
+    )
     # a check of someone else does not open this line to h2
     _ok(world.post("h2", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[1]}), 200)
     assert world.get("h2", f"/v1/credit-lines/{line}").status_code == 404
@@ -297,22 +393,30 @@ def test_hospital_that_neither_checked_nor_visited_cannot_open_a_visit(world: Wo
     missing = _made_up("cl")
 
     def body(credit_line_id: str) -> dict[str, Any]:
-        return {"credit_line_id": credit_line_id, "his_visit_id": "H2-V", "kind": "outpatient",
-                "department": "ENT"}  # fmt: skip
+        return {
+            "credit_line_id": credit_line_id,
+            "his_visit_id": "H2-V",
+            "kind": "outpatient",
+            "department": "ENT",
+        }
 
     assert_same_as_missing(
-        world.post("h2", "/v1/visits", body(line)), line,
-        world.post("h2", "/v1/visits", body(missing)), missing,
-    )  # fmt: skip
+        world.post("h2", "/v1/visits", body(line)),
+        line,
+        world.post("h2", "/v1/visits", body(missing)),
+        missing,
+    )
     # nothing was opened, and the refused attempt granted no access
     assert _ok(world.get("h2", "/v1/visits?his_visit_id=H2-V"), 200)["data"] == []
     assert world.get("h2", f"/v1/credit-lines/{line}").status_code == 404
     # h1's visit on the line does not open it to h2 either
     build_scene(world)
     assert_same_as_missing(
-        world.post("h2", "/v1/visits", body(line)), line,
-        world.post("h2", "/v1/visits", body(missing)), missing,
-    )  # fmt: skip
+        world.post("h2", "/v1/visits", body(line)),
+        line,
+        world.post("h2", "/v1/visits", body(missing)),
+        missing,
+    )
     assert world.get("h2", f"/v1/credit-lines/{line}").status_code == 404
     # positive control: after checking the person, h2 may open a visit and read the line
     _ok(world.post("h2", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}), 200)
@@ -326,9 +430,11 @@ def test_bank_reads_only_its_own_lines(world: World) -> None:
     assert _ok(world.get("b1", f"/v1/credit-lines/{line}"), 200)["bank_code"] == "B1"
     missing = _made_up("cl")
     assert_same_as_missing(
-        world.get("b2", f"/v1/credit-lines/{line}"), line,
-        world.get("b2", f"/v1/credit-lines/{missing}"), missing,
-    )  # fmt: skip
+        world.get("b2", f"/v1/credit-lines/{line}"),
+        line,
+        world.get("b2", f"/v1/credit-lines/{missing}"),
+        missing,
+    )
 
 
 # --- repayments ----------------------------------------------------------------------------
@@ -341,23 +447,33 @@ def test_bank_cannot_repay_on_another_banks_line(world: World) -> None:
     missing = _made_up("cl")
 
     def body(credit_line_id: str, amount: int = 1_000, txn: str = "B2-T") -> dict[str, Any]:
-        return {"credit_line_id": credit_line_id, "amount_fen": amount, "bank_txn_id": txn,
-                "paid_at": PAID_AT}  # fmt: skip
+        return {
+            "credit_line_id": credit_line_id,
+            "amount_fen": amount,
+            "bank_txn_id": txn,
+            "paid_at": PAID_AT,
+        }
 
     assert_same_as_missing(
-        world.post("b2", "/v1/repayments", body(s.line)), s.line,
-        world.post("b2", "/v1/repayments", body(missing)), missing,
-    )  # fmt: skip
+        world.post("b2", "/v1/repayments", body(s.line)),
+        s.line,
+        world.post("b2", "/v1/repayments", body(missing)),
+        missing,
+    )
     # more than is outstanding: 404, not a 422 overpayment that would reveal the debt
     assert_same_as_missing(
-        world.post("b2", "/v1/repayments", body(s.line, 10**9, "B2-T2")), s.line,
-        world.post("b2", "/v1/repayments", body(missing, 10**9, "B2-T2")), missing,
-    )  # fmt: skip
+        world.post("b2", "/v1/repayments", body(s.line, 10**9, "B2-T2")),
+        s.line,
+        world.post("b2", "/v1/repayments", body(missing, 10**9, "B2-T2")),
+        missing,
+    )
     # b1's own bank_txn_id, replayed by b2: no replay of b1's repayment
     assert_same_as_missing(
-        world.post("b2", "/v1/repayments", body(s.line, 2_000, "T-1")), s.line,
-        world.post("b2", "/v1/repayments", body(missing, 2_000, "T-1")), missing,
-    )  # fmt: skip
+        world.post("b2", "/v1/repayments", body(s.line, 2_000, "T-1")),
+        s.line,
+        world.post("b2", "/v1/repayments", body(missing, 2_000, "T-1")),
+        missing,
+    )
     assert _line(world) == before and _trial(world) == trial
     # positive control: b1 may, and b2's refused reference did not block anything
     paid = _ok(world.post("b1", "/v1/repayments", body(s.line)), 201)
@@ -370,9 +486,11 @@ def test_bank_reads_only_its_own_repayments(world: World) -> None:
     assert mine["repayment_id"] == s.repayment and mine["applied_fen"] == 2_000
     missing = _made_up("rpy")
     assert_same_as_missing(
-        world.get("b2", f"/v1/repayments/{s.repayment}"), s.repayment,
-        world.get("b2", f"/v1/repayments/{missing}"), missing,
-    )  # fmt: skip
+        world.get("b2", f"/v1/repayments/{s.repayment}"),
+        s.repayment,
+        world.get("b2", f"/v1/repayments/{missing}"),
+        missing,
+    )
 
 
 def test_idempotency_keys_do_not_cross_partners(world: World) -> None:
@@ -380,12 +498,17 @@ def test_idempotency_keys_do_not_cross_partners(world: World) -> None:
     s = build_scene(world)
     key = "shared-key-1"
     body = {"amount_fen": 300, "his_order_id": "KEY-O", "description": "k"}
-    first = world.client.post(f"/v1/visits/{s.open_visit}/authorizations", json=body,
-                              headers=world.headers("h1", key))  # fmt: skip
+    first = world.client.post(
+        f"/v1/visits/{s.open_visit}/authorizations", json=body, headers=world.headers("h1", key)
+    )
     assert first.status_code == 201, first.text
-    foreign = world.client.post(f"/v1/visits/{s.open_visit}/authorizations", json=body,
-                                headers=world.headers("h2", key))  # fmt: skip
+    foreign = world.client.post(
+        f"/v1/visits/{s.open_visit}/authorizations", json=body, headers=world.headers("h2", key)
+    )
     missing = _made_up("vis")
-    probe = world.client.post(f"/v1/visits/{missing}/authorizations", json=body,
-                              headers=world.headers("h2", "another-key"))  # fmt: skip
+    probe = world.client.post(
+        f"/v1/visits/{missing}/authorizations",
+        json=body,
+        headers=world.headers("h2", "another-key"),
+    )
     assert_same_as_missing(foreign, s.open_visit, probe, missing)

@@ -271,7 +271,7 @@ def get_repayment(call: Call, session: Session) -> tuple[int, Any]:
 @routes.add("GET", "/v1/ledger/trial-balance", kinds={OPERATOR})
 def trial_balance(call: Call, session: Session) -> tuple[int, Any]:
     """Balances of every ledger account; they total 0."""
-    accounts = ledger.trial_balance(session)
+    accounts = ledger.trial_balance(session, holds.expiry_legs(session, call.now))
     return 200, {
         "accounts": [{"account": a, "balance_fen": b} for a, b in accounts],
         "total_fen": sum(b for _, b in accounts),
