@@ -119,11 +119,14 @@ def fingerprint(body: Any, digest: Callable[[str], str]) -> Any:
     """The body as a keyed digest per top-level field: comparable, yet no personal
     data (an identity number in an eligibility check, say) is stored in clear."""
     if not isinstance(body, dict):
-        return digest(json.dumps(body, sort_keys=True, ensure_ascii=False))
-    return {
-        field: digest(json.dumps(value, sort_keys=True, ensure_ascii=False))
-        for field, value in body.items()
-    }
+        return digest(_canonical(body))
+    return {field: digest(_canonical(value)) for field, value in body.items()}
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, str):  # the common case, without the JSON encoder
+        return f"s:{value}"
+    return f"j:{json.dumps(value, sort_keys=True, ensure_ascii=False)}"
 
 
 def differences(stored: StoredOutcome, method: str, path: str, body: Any) -> list[str]:

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from hub.ids import new_id
-from models.tables import LedgerPosting, table_of
+from models.tables import LedgerPosting, UTCDateTime, table_of
 
 
 def line_held(line_id: str) -> str:
@@ -60,7 +60,15 @@ def hospital_insured(hospital_id: str) -> str:
     return f"hospital:{hospital_id}:insured"
 
 
+# Built once and as text: a statement built per call, or a multi-row
+# `.values([...])`, is compiled per call, which costs more than running it on
+# the authorization hot path.
 _INSERT_POSTING = insert(table_of(LedgerPosting))
+_INSERT_TWO_POSTINGS = text(
+    "INSERT INTO ledger_postings (entry_id, account, amount_fen, kind, ref, created_at) "
+    "VALUES (:entry_id, :a1, :f1, :kind, :ref, :created_at), "
+    "(:entry_id, :a2, :f2, :kind, :ref, :created_at)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
 
 
 class UnbalancedEntry(AssertionError):
@@ -77,23 +85,18 @@ def post(
     if sum(amount for _, amount in rows) != 0:
         raise UnbalancedEntry(f"{kind} {ref}: postings sum to {sum(a for _, a in rows)}")
     entry_id = new_id("je")
-    # A prebuilt INSERT run as executemany on the connection: compiled once, and
-    # sent as one multi-row statement (a `.values([...])` list is compiled anew
-    # every time, which costs more than the statement on the hold hot path).
-    session.connection().execute(
-        _INSERT_POSTING,
-        [
-            {
-                "entry_id": entry_id,
-                "account": account,
-                "amount_fen": amount,
-                "kind": kind,
-                "ref": ref,
-                "created_at": now,
-            }
-            for account, amount in rows
-        ],
-    )
+    common = {"entry_id": entry_id, "kind": kind, "ref": ref, "created_at": now}
+    if len(rows) == 2:  # the common two-leg entry: one prebuilt two-row INSERT
+        (debit, debit_fen), (credit, credit_fen) = rows
+        session.connection().execute(
+            _INSERT_TWO_POSTINGS,
+            {**common, "a1": debit, "f1": debit_fen, "a2": credit, "f2": credit_fen},
+        )
+    else:
+        session.connection().execute(
+            _INSERT_POSTING,
+            [{**common, "account": account, "amount_fen": amount} for account, amount in rows],
+        )
     return entry_id
 
 

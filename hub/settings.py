@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_paid_at_future_seconds: int = 300
 
     pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
+    api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:
