@@ -12,17 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BigInteger, String, bindparam, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub import ledger
 from hub.errors import Conflict, InsufficientCredit, not_found
 from hub.ids import new_id
 from hub.lines import lock_line
-from hub.references import insert_new, replay_or_refuse
-from models.tables import Authorization, CreditLine, Visit, table_of
+from hub.references import replay_or_refuse
+from models.tables import Authorization, CreditLine, UTCDateTime, Visit, table_of
 
 
 class LineNotActive(Conflict):
@@ -101,11 +103,50 @@ _RESERVE = (
     .values(held_fen=_lines.c.held_fen + bindparam("amount"))
 )
 _visits = table_of(Visit)
-_VISIT_TO_HOLD = (
-    select(_visits.c.hospital_id, _visits.c.status, _visits.c.credit_line_id, _visits.c.kind)
-    .where(_visits.c.id == bindparam("visit"))
-    .with_for_update(read=True)  # a close waits for us, and we for it
-)
+_auths = table_of(Authorization)
+_HOLD_COLUMNS = [
+    "id", "visit_id", "credit_line_id", "hospital_id", "his_order_id", "description",
+    "status", "amount_fen", "initial_fen", "captured_fen", "created_at", "expires_at",
+]  # fmt: skip
+
+
+@cache
+def _insert_hold(dialect: str) -> Any:
+    """One statement that checks the visit and inserts the hold.
+
+    It copies the line and picks the expiry from the visit, which it locks FOR
+    SHARE (a close waits for us, and we for it); it inserts nothing when the
+    visit is not this hospital's, is not open, or the order is known already.
+    """
+    instant = UTCDateTime()
+    source = (
+        select(
+            bindparam("id", type_=String()),
+            _visits.c.id,
+            _visits.c.credit_line_id,
+            _visits.c.hospital_id,
+            bindparam("his_order_id", type_=String()),
+            bindparam("description", type_=String()),
+            literal("held"),
+            bindparam("amount", type_=BigInteger()),
+            bindparam("amount", type_=BigInteger()),
+            literal(0, BigInteger()),
+            bindparam("now", type_=instant),
+            case(
+                (_visits.c.kind == "inpatient", bindparam("expires_inpatient", type_=instant)),
+                else_=bindparam("expires_outpatient", type_=instant),
+            ),
+        )
+        .where(
+            _visits.c.id == bindparam("visit"),
+            _visits.c.hospital_id == bindparam("hospital"),
+            _visits.c.status == "open",
+        )
+        .with_for_update(read=True, of=_visits)
+    )
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = builder(_auths).from_select(_HOLD_COLUMNS, source).on_conflict_do_nothing()
+    return statement.returning(_auths.c.credit_line_id, _auths.c.expires_at)
 
 
 def expiry_legs(session: Session, now: datetime) -> list[tuple[str, int]]:
@@ -161,51 +202,60 @@ def place_hold(
     now: datetime,
 ) -> tuple[Authorization, bool]:
     """Hold `amount_fen` for a charge; returns the hold and whether it is new."""
-    visit = session.connection().execute(_VISIT_TO_HOLD, {"visit": visit_id}).first()
-    if visit is None or visit.hospital_id != hospital_id:
-        raise not_found("visit", visit_id)
-    auth_id = new_id("auth")
-    values = {
-        "id": auth_id,
-        "visit_id": visit_id,
-        "credit_line_id": visit.credit_line_id,
-        "hospital_id": hospital_id,
-        "his_order_id": his_order_id,
-        "description": description,
-        "status": "held",
-        "amount_fen": amount_fen,
-        "initial_fen": amount_fen,
-        "captured_fen": 0,
-        "created_at": now,
-        "expires_at": policy.expires_at(visit.kind, now),
-    }
-    if not insert_new(session, Authorization, values):
-        existing = session.scalar(
-            select(Authorization).where(
-                Authorization.hospital_id == hospital_id,
-                Authorization.his_order_id == his_order_id,
-            )
-        )
-        same = (
-            existing is not None
-            and existing.visit_id == visit_id
-            and existing.initial_fen == amount_fen
-            and existing.description == description
-        )
-        return replay_or_refuse(existing, "his_order_id", same), False
-    if visit.status != "open":
-        raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
-    reserve(session, visit.credit_line_id, amount_fen, now)
+    connection, auth_id = session.connection(), new_id("auth")
+    params = {
+        "id": auth_id, "his_order_id": his_order_id, "description": description,
+        "amount": amount_fen, "now": now, "visit": visit_id, "hospital": hospital_id,
+        "expires_inpatient": policy.expires_at("inpatient", now),
+        "expires_outpatient": policy.expires_at("outpatient", now),
+    }  # fmt: skip
+    inserted = connection.execute(_insert_hold(connection.dialect.name), params).first()
+    if inserted is None:
+        return _why_not_held(session, hospital_id, visit_id, his_order_id, amount_fen, description)
+    reserve(session, inserted.credit_line_id, amount_fen, now)
     ledger.transfer(
         session,
         "hold_placed",
         auth_id,
-        ledger.line_held(visit.credit_line_id),
+        ledger.line_held(inserted.credit_line_id),
         ledger.hospital_holds(hospital_id),
         amount_fen,
         now,
     )
-    return Authorization(**values), True  # as inserted: no need to read it back
+    return Authorization(
+        id=auth_id, visit_id=visit_id, credit_line_id=inserted.credit_line_id,
+        hospital_id=hospital_id, his_order_id=his_order_id, description=description,
+        status="held", amount_fen=amount_fen, initial_fen=amount_fen, captured_fen=0,
+        created_at=now, expires_at=inserted.expires_at,
+    ), True  # fmt: skip
+
+
+def _why_not_held(
+    session: Session,
+    hospital_id: str,
+    visit_id: str,
+    his_order_id: str,
+    amount_fen: int,
+    description: str | None,
+) -> tuple[Authorization, bool]:
+    """No hold was inserted: the visit is unknown, the order is known, or the visit is closed."""
+    visit = session.get(Visit, visit_id)
+    if visit is None or visit.hospital_id != hospital_id:
+        raise not_found("visit", visit_id)
+    existing = session.scalar(
+        select(Authorization).where(
+            Authorization.hospital_id == hospital_id,
+            Authorization.his_order_id == his_order_id,
+        )
+    )
+    if existing is not None:
+        same = (existing.visit_id, existing.initial_fen, existing.description) == (
+            visit_id,
+            amount_fen,
+            description,
+        )
+        return replay_or_refuse(existing, "his_order_id", same), False
+    raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
 
 
 def get_authorization(session: Session, hospital_id: str, auth_id: str) -> Authorization:
