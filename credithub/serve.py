@@ -7,7 +7,6 @@ import logging
 import uvicorn
 from rich.console import Console
 
-from hub import migrate
 from hub.settings import get_settings
 
 console = Console(stderr=True)
@@ -30,6 +29,7 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
 
 
 def run_all() -> None:
-    """Everything this version has: migrations, then the API until Ctrl-C."""
-    migrate.upgrade()
-    serve_api()
+    """Everything: see credithub.supervisor."""
+    from credithub.supervisor import run_all as supervise
+
+    supervise()

@@ -105,9 +105,19 @@ _RESERVE = (
 _visits = table_of(Visit)
 _auths = table_of(Authorization)
 _HOLD_COLUMNS = [
-    "id", "visit_id", "credit_line_id", "hospital_id", "his_order_id", "description",
-    "status", "amount_fen", "initial_fen", "captured_fen", "created_at", "expires_at",
-]  # fmt: skip
+    "id",
+    "visit_id",
+    "credit_line_id",
+    "hospital_id",
+    "his_order_id",
+    "description",
+    "status",
+    "amount_fen",
+    "initial_fen",
+    "captured_fen",
+    "created_at",
+    "expires_at",
+]
 
 
 @cache
@@ -204,11 +214,16 @@ def place_hold(
     """Hold `amount_fen` for a charge; returns the hold and whether it is new."""
     connection, auth_id = session.connection(), new_id("auth")
     params = {
-        "id": auth_id, "his_order_id": his_order_id, "description": description,
-        "amount": amount_fen, "now": now, "visit": visit_id, "hospital": hospital_id,
+        "id": auth_id,
+        "his_order_id": his_order_id,
+        "description": description,
+        "amount": amount_fen,
+        "now": now,
+        "visit": visit_id,
+        "hospital": hospital_id,
         "expires_inpatient": policy.expires_at("inpatient", now),
         "expires_outpatient": policy.expires_at("outpatient", now),
-    }  # fmt: skip
+    }
     inserted = connection.execute(_insert_hold(connection.dialect.name), params).first()
     if inserted is None:
         return _why_not_held(session, hospital_id, visit_id, his_order_id, amount_fen, description)
@@ -223,11 +238,19 @@ def place_hold(
         now,
     )
     return Authorization(
-        id=auth_id, visit_id=visit_id, credit_line_id=inserted.credit_line_id,
-        hospital_id=hospital_id, his_order_id=his_order_id, description=description,
-        status="held", amount_fen=amount_fen, initial_fen=amount_fen, captured_fen=0,
-        created_at=now, expires_at=inserted.expires_at,
-    ), True  # fmt: skip
+        id=auth_id,
+        visit_id=visit_id,
+        credit_line_id=inserted.credit_line_id,
+        hospital_id=hospital_id,
+        his_order_id=his_order_id,
+        description=description,
+        status="held",
+        amount_fen=amount_fen,
+        initial_fen=amount_fen,
+        captured_fen=0,
+        created_at=now,
+        expires_at=inserted.expires_at,
+    ), True
 
 
 def _why_not_held(

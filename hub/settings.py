@@ -37,6 +37,28 @@ class Settings(BaseSettings):
     repayment_window_days: int = 15  # due date = business date of the close + this
     max_paid_at_future_seconds: int = 300
 
+    # Enrolment rules (CONTRACT.md §2): age on the day of the decision, credit score
+    # 0-1000, and the limit asked of the bank by score tier (lowest score first).
+    min_age: int = 18
+    min_score: int = 500
+    limit_tiers: list[tuple[int, int]] = [(500, 100_000), (600, 300_000), (650, 500_000)]
+    bureau_lookup_validity_hours: int = 24
+    enrollment_batch_size: int = 500
+    enrollment_concurrency: int = 16  # partner calls in flight at once
+    enrollment_retry_seconds: int = 60  # first wait after a partner failure; doubles
+    enrollment_interval_seconds: int = 10  # how often the served flow looks for work
+
+    # Partner systems the hub calls (addresses and keys). Banks by partner code,
+    # as JSON: CREDITHUB_BANK_SYSTEMS='{"XMBANK": {"url": "...", "api_key": "..."}}'
+    bureau_url: str = "http://127.0.0.1:8101"
+    bureau_api_key: str = "bureau-dev-key"
+    bank_systems: dict[str, dict[str, str]] = {}
+
+    # Webhooks (CONTRACT.md §3)
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: int = 72
+    webhook_interval_seconds: int = 15
+
     pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
     api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
 

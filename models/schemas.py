@@ -114,3 +114,21 @@ class RepaymentRequest(Request):
     amount_fen: AmountFen
     bank_txn_id: Reference
     paid_at: Instant
+
+
+class ConsentGrant(Request):
+    purpose: Literal["medical_credit"]
+    granted_at: Instant
+    text_version: Annotated[Str, Field(min_length=1, max_length=64)]
+
+
+class EnrollmentRequest(Request):
+    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    name: Annotated[Str, Field(min_length=1, max_length=100)]
+    phone: Annotated[Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+    bank_code: Annotated[Str, Field(min_length=1, max_length=64)]
+    consent: ConsentGrant
+
+
+class WithdrawConsentRequest(Request):
+    pass

@@ -292,6 +292,98 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(Instant, index=True)
 
 
+class Consent(Base):
+    """A person's or firm's consent to one purpose, recorded by the partner that took it."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[Any] = mapped_column(JSON, nullable=True)
+    text_version: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(Instant)
+    expires_at: Mapped[datetime | None] = mapped_column(Instant)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class BureauLookup(Base):
+    """The append-only audit of every use of the public credit database."""
+
+    __tablename__ = "bureau_lookups"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    requested_by: Mapped[str] = mapped_column(String(64))
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    consent_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(Instant)
+    outcome: Mapped[str] = mapped_column(String(32))
+    reused: Mapped[bool] = mapped_column(default=False)
+
+
+class BureauRecord(Base):
+    """A lookup's answer, kept (encrypted) for reuse within its validity."""
+
+    __tablename__ = "bureau_records"
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # None: unknown to the bureau
+    fetched_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Enrollment(Base):
+    """A resident's request for a medical credit line, decided once by the enrolment flow."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index(
+            "uq_enrollments_pending_resident",
+            "id_number_hash",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_enrollments_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    consent_id: Mapped[str] = mapped_column(ForeignKey("consents.id"))
+    id_number_hash: Mapped[str] = mapped_column(String(64))
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    decline_reason: Mapped[str | None] = mapped_column(String(32))
+    credit_line_id: Mapped[str | None] = mapped_column(ForeignKey("credit_lines.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    next_attempt_at: Mapped[datetime] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    decided_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Event(Base):
+    """The outbox: one event for one recipient, written with the change it reports."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_due", "status", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Id, index=True)  # the same for every recipient
+    type: Mapped[str] = mapped_column(String(64))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    payload: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    next_attempt_at: Mapped[datetime] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    delivered_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table behind a model, for statements built once on hot paths."""
     return cast(Table, model.__table__)

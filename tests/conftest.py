@@ -23,6 +23,12 @@ from hub.db import dispose_engines, get_engine, unit_of_work
 from hub.settings import Settings
 from models.tables import Base
 
+# Prefect runs offline in tests: one temporary server for the whole session.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
 PG_URL_ENV = "CREDITHUB_TEST_PG_URL"
 PG_SKIP = (
     f"PostgreSQL tests are off: set {PG_URL_ENV}=postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -52,6 +58,15 @@ def pg_database_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test server, started once per session (about 8 s), only when needed."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A real uvicorn server in a thread, for tests that need real concurrency over HTTP."""
+"""Real servers in threads, for tests that need real HTTP: the hub, the stand-ins."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
 from hub.settings import Settings
-from integrations.endpoints.app import create_app
 
 
 def free_port() -> int:
@@ -21,11 +21,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """Serve the app on a free loopback port; yields its base URL."""
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port in a thread; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -40,3 +45,12 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The hub's API on a free loopback port; yields its base URL."""
+    from integrations.endpoints.app import create_app
+
+    with serve(create_app(settings)) as base:
+        yield base

@@ -14,6 +14,7 @@ from hub.errors import FieldError, Invalid
 from hub.personal_data import normalize_id_number
 from integrations.endpoints import presenters as present
 from integrations.endpoints.pipeline import Call
+from integrations.endpoints.problems import invalid_id_number
 from integrations.endpoints.routing import RouteTable
 from models import schemas
 from models.tables import Visit
@@ -37,11 +38,7 @@ def check_eligibility(call: Call, session: Session) -> tuple[int, Any]:
     """May this person pay by credit now?"""
     id_number = normalize_id_number(call.body.id_number)
     if id_number is None:
-        raise Invalid(
-            "id_number is not a valid resident identity number (GB 11643)",
-            code="invalid_id_number",
-            errors=[FieldError("id_number", "not a valid 18-character identity number")],
-        )
+        raise invalid_id_number()
     result = eligibility.check_eligibility(
         session,
         call.vault,

@@ -146,3 +146,12 @@ def validation_error(exc: ValidationError) -> Invalid:
     ]
     names = ", ".join(f.field for f in fields[:5])
     return Invalid(f"invalid fields: {names}", errors=fields)
+
+
+def invalid_id_number(field: str = "id_number") -> Invalid:
+    """An identity number that fails GB 11643 (never echoed back)."""
+    return Invalid(
+        f"{field} is not a valid resident identity number (GB 11643)",
+        code="invalid_id_number",
+        errors=[FieldError(field, "not a valid 18-character identity number")],
+    )

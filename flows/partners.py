@@ -1,0 +1,47 @@
+"""The partner systems, reached over HTTP with the clients in `integrations/`,
+addressed by the settings."""
+
+from __future__ import annotations
+
+import httpx
+
+from hub.enrollment import CreditLineGranter
+from hub.settings import Settings
+from integrations.bank import BankClient
+from integrations.credit_bureau import CreditBureauClient
+from models.partner_errors import PartnerRejected
+
+
+class UnknownBankSystem(PartnerRejected):
+    """No address is configured for this bank's system (CREDITHUB_BANK_SYSTEMS)."""
+
+
+class PartnerSystems:
+    """The credit database and every configured bank, over one connection pool."""
+
+    def __init__(self, settings: Settings, http: httpx.Client):
+        self._http, self._settings = http, settings
+        self.bureau = CreditBureauClient(http, settings.bureau_url, settings.bureau_api_key)
+        self._banks: dict[str, BankClient] = {}
+
+    def bank(self, code: str) -> CreditLineGranter:
+        return self.bank_client(code)
+
+    def bank_client(self, code: str) -> BankClient:
+        if code not in self._banks:
+            system = self._settings.bank_systems.get(code)
+            if system is None:
+                raise UnknownBankSystem(f"no address for bank {code}; set CREDITHUB_BANK_SYSTEMS")
+            self._banks[code] = BankClient(self._http, system["url"], system["api_key"])
+        return self._banks[code]
+
+
+_systems: dict[int, PartnerSystems] = {}
+
+
+def partner_systems(settings: Settings) -> PartnerSystems:
+    """One set of clients (one connection pool) per settings object."""
+    if id(settings) not in _systems:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        _systems[id(settings)] = PartnerSystems(settings, httpx.Client(limits=limits))
+    return _systems[id(settings)]

@@ -1,0 +1,251 @@
+"""The one way the hub calls a partner system: timeouts, retries, idempotency keys, typed answers.
+
+Every outbound client (credit database, bank, hospital) is a thin subclass of
+`PartnerClient`. A call is one logical request: it is retried with
+exponential backoff and jitter on 429, 5xx, connection errors and timeouts,
+within an attempt budget and a total deadline, and every attempt carries the
+same Idempotency-Key, so a request that reached the partner before the
+connection broke cannot take effect twice. Answers are parsed into pydantic
+models; failures become `Rejected`, `Unavailable` or `BadResponse`.
+
+Identity numbers travel in some paths (`/persons/{id_number}`): every path
+this module logs is masked, and so are the request lines httpx itself logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from integrations.errors import BadResponse, Rejected, Unavailable
+
+T = TypeVar("T")
+log = logging.getLogger("credithub.partners")
+
+DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+# Failures where the request may not have been seen, or the partner may do better soon.
+_TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def mask_identity_numbers(text: str) -> str:
+    """`/persons/350102199001011234` -> `/persons/3501**********1234`."""
+    return _ID_NUMBER.sub(lambda m: f"{m.group(1)}**********{m.group(2)}", text)
+
+
+def segment(value: str) -> str:
+    """A value as one path segment: a `/` or `?` in an id must not change the path."""
+    return quote(value, safe="")
+
+
+class _MaskIdentityNumbers(logging.Filter):
+    """httpx logs every request line at INFO, path included: mask it before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_identity_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def _protect_httpx_log() -> None:
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _MaskIdentityNumbers) for f in httpx_log.filters):
+        httpx_log.addFilter(_MaskIdentityNumbers())
+
+
+_protect_httpx_log()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """At most `attempts` tries, waits doubling from `first_wait_s` up to `max_wait_s`
+    (plus up to `first_wait_s` of jitter), and never past `deadline_s` in all."""
+
+    attempts: int = 4
+    first_wait_s: float = 0.05
+    max_wait_s: float = 1.0
+    deadline_s: float = 20.0
+
+
+class _Transient(Exception):
+    """One attempt failed in a way worth retrying."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class PartnerClient:
+    """Base of the outbound clients: one partner system at `base_url`, called with `api_key`."""
+
+    partner: ClassVar[str] = "partner"
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+
+    def _lookup(self, operation: str, path: str, answer: TypeAdapter[T]) -> T | None:
+        """GET a record; None when the partner does not know it (404 is an answer)."""
+        response = self._exchange(operation, "GET", path, None, None, absent_ok=True)
+        return None if response is None else self._parse(operation, response, answer)
+
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        answer: TypeAdapter[T],
+        *,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> T:
+        response = self._exchange(operation, method, path, body, idempotency_key, absent_ok=False)
+        assert response is not None  # only lookups answer None
+        return self._parse(operation, response, answer)
+
+    def _exchange(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        *,
+        absent_ok: bool,
+    ) -> httpx.Response | None:
+        """Send with retries; the final answer, None for an allowed 404, or an error."""
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        policy = self._retry
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
+            wait=wait_exponential_jitter(
+                initial=policy.first_wait_s, max=policy.max_wait_s, jitter=policy.first_wait_s
+            ),
+            retry=retry_if_exception_type(_Transient),
+            before_sleep=lambda state: self._note_retry(operation, method, path, state),
+            reraise=True,
+        )
+        deadline = time.monotonic() + policy.deadline_s
+        try:
+            response = retrying(self._attempt, method, path, body, headers, deadline)
+        except _Transient as exc:
+            attempts = retrying.statistics.get("attempt_number", policy.attempts)
+            log.warning(
+                "%s %s %s unavailable after %d attempt(s): %s",
+                self.partner,
+                method,
+                mask_identity_numbers(path),
+                attempts,
+                exc.cause,
+            )
+            raise Unavailable(self.partner, operation, attempts, exc.cause) from exc.__cause__
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        if status == 404 and absent_ok:
+            return None
+        if 400 <= status < 500:
+            raise Rejected(self.partner, operation, status, _body_of(response))
+        raise BadResponse(self.partner, operation, status, "unexpected status")
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        deadline: float,
+    ) -> httpx.Response:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Transient("deadline passed")
+        try:
+            response = self._http.request(
+                method,
+                f"{self._base_url}{path}",
+                json=body,
+                headers=headers,
+                timeout=_within(self._timeout, left),
+            )
+        except _TRANSIENT_ERRORS as exc:
+            raise _Transient(type(exc).__name__) from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}")
+        return response
+
+    def _note_retry(self, operation: str, method: str, path: str, state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.info(
+            "%s %s %s attempt %d failed (%s); retrying in %.2f s",
+            self.partner,
+            method,
+            mask_identity_numbers(path),
+            state.attempt_number,
+            failure,
+            wait,
+        )
+
+    def _parse(self, operation: str, response: httpx.Response, answer: TypeAdapter[T]) -> T:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise BadResponse(self.partner, operation, response.status_code, "not JSON") from exc
+        try:
+            return answer.validate_python(data)
+        except ValidationError as exc:
+            # Field locations only: the offending values may be personal data.
+            where = ", ".join(".".join(map(str, e["loc"])) or "(root)" for e in exc.errors())
+            reason = f"does not match the expected shape at {where}"
+            raise BadResponse(self.partner, operation, response.status_code, reason) from None
+
+
+def _within(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """The configured timeouts, none longer than what is left of the deadline."""
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+def _body_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,138 @@
+"""The credit database under consent (CONTRACT.md §5): refusals, audit, reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from hub import bureau, clock, consent
+from hub.db import get_engine, unit_of_work
+from hub.personal_data import get_vault
+from hub.settings import Settings
+from integrations.credit_bureau import CreditBureauClient
+from models.partner_errors import PartnerUnavailable
+from models.partner_records import PersonRecord
+from simulators import credit_bureau
+from tests.conftest import World, make_world
+from tests.live import serve
+
+KEY = "bureau-test-key"
+PERSON = "350203198001011235"
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def setup(settings: Settings) -> Iterator[tuple[World, CreditBureauClient, httpx.Client]]:
+    clock.set_now(T0)
+    with serve(credit_bureau.create_app(KEY)) as url, httpx.Client() as http:
+        client = CreditBureauClient(http, url, KEY)
+        sim = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"})
+        sim.put(
+            f"/persons/{PERSON}",
+            json={"name": "张三", "score": 720, "dishonest_debtor": False, "insured": True},
+        )
+        yield make_world(settings), client, sim
+        sim.close()
+
+
+def _consent(world: World, expires_at: datetime | None = None) -> str:
+    vault = get_vault(world.settings)
+    with unit_of_work(get_engine(world.settings)) as session:
+        return consent.record(
+            session,
+            partner_id=world.ids["h1"],
+            subject_hash=vault.lookup_hash(PERSON),
+            purpose="medical_credit",
+            text_version="v1",
+            granted_at=T0,
+            expires_at=expires_at,
+            scope=None,
+            now=T0,
+        ).id
+
+
+def _look(world: World, client: CreditBureauClient, consent_id: str | None) -> object:
+    return bureau.look_up_person(
+        get_engine(world.settings),
+        get_vault(world.settings),
+        client,
+        id_number=PERSON,
+        consent_id=consent_id,
+        purpose="medical_credit",
+        requested_by="test",
+        validity=timedelta(hours=24),
+        clock=clock.now,
+    )
+
+
+def _audit(world: World) -> list[tuple[str, bool]]:
+    with unit_of_work(get_engine(world.settings)) as session:
+        rows = bureau.audit_of(session, get_vault(world.settings), PERSON)
+        return [(r.outcome, r.reused) for r in rows]
+
+
+def _asked(sim: httpx.Client) -> int:
+    return sum(
+        r["path"].startswith("/persons/") and r["method"] == "GET"
+        for r in sim.get("/_sim/requests").json()["items"]
+    )
+
+
+def test_no_consent_no_query(setup: tuple[World, CreditBureauClient, httpx.Client]) -> None:
+    world, client, sim = setup
+    expired = _consent(world, expires_at=T0 + timedelta(hours=1))
+    withdrawn = _consent(world)
+    with unit_of_work(get_engine(world.settings)) as session:
+        consent.withdraw(session, partner_id=world.ids["h1"], consent_id=withdrawn, now=T0)
+    clock.set_now(T0 + timedelta(hours=2))
+    for consent_id in (None, "cns_unknown", expired, withdrawn):
+        with pytest.raises(consent.ConsentNotValid):
+            _look(world, client, consent_id)
+    assert _asked(sim) == 0
+    assert _audit(world) == [("refused_no_consent", False)] * 4
+
+
+def test_every_use_is_audited_and_a_fresh_lookup_is_reused(
+    setup: tuple[World, CreditBureauClient, httpx.Client],
+) -> None:
+    world, client, sim = setup
+    granted = _consent(world)
+    first = _look(world, client, granted)
+    assert isinstance(first, PersonRecord) and first.score == 720
+    clock.set_now(T0 + timedelta(hours=23))
+    assert _look(world, client, granted) == first  # reused, not asked again
+    assert _asked(sim) == 1
+    clock.set_now(T0 + timedelta(hours=25))
+    _look(world, client, granted)  # too old: asked again
+    assert _asked(sim) == 2
+    assert _audit(world) == [("found", False), ("found", True), ("found", False)]
+
+
+def test_a_withdrawal_stops_reuse_at_once(
+    setup: tuple[World, CreditBureauClient, httpx.Client],
+) -> None:
+    world, client, _ = setup
+    granted = _consent(world)
+    _look(world, client, granted)
+    with unit_of_work(get_engine(world.settings)) as session:
+        consent.withdraw(session, partner_id=world.ids["h1"], consent_id=granted, now=clock.now())
+    with pytest.raises(consent.ConsentNotValid):
+        _look(world, client, granted)
+    assert _audit(world)[-1] == ("refused_no_consent", False)
+
+
+def test_an_unknown_person_and_a_failing_database(
+    setup: tuple[World, CreditBureauClient, httpx.Client],
+) -> None:
+    world, client, sim = setup
+    granted = _consent(world)
+    sim.delete(f"/persons/{PERSON}")
+    assert _look(world, client, granted) is bureau.UNKNOWN
+    clock.set_now(T0 + timedelta(days=2))
+    sim.put("/_sim/knobs", json={"error_rate": 1.0})
+    with pytest.raises(PartnerUnavailable):
+        _look(world, client, granted)
+    assert [o for o, _ in _audit(world)] == ["not_found", "failed:Unavailable"]

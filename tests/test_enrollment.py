@@ -1,0 +1,348 @@
+"""Enrolment end to end (CONTRACT.md §2 Enrolment, §3, §5): the API, the Prefect
+flow, the real credit-database and bank stand-ins over HTTP, and the webhooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from flows import context
+from flows.enrollment import enroll_pending
+from flows.partners import partner_systems
+from flows.webhooks import deliver_events
+from hub import clock, events
+from hub.db import get_engine, unit_of_work
+from hub.lines import open_line
+from hub.personal_data import get_vault
+from hub.settings import Settings
+from models.tables import CreditLine, Enrollment, Event, Partner
+from simulators import bank, credit_bureau
+from tests.conftest import World, make_world
+from tests.live import serve
+
+BUREAU_KEY, BANK_KEY = "bureau-test-key", "bank-test-key"
+CONSENT = {
+    "purpose": "medical_credit",
+    "granted_at": "2026-03-01T09:00:00+08:00",
+    "text_version": "v1",
+}
+
+
+def id_number(first17: str) -> str:
+    weights = [pow(2, 17 - i, 11) for i in range(17)]
+    return (
+        first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+    )
+
+
+@dataclass
+class Stage:
+    world: World
+    bureau: httpx.Client
+    bank: httpx.Client
+
+    def pin(self, number: str, name: str, score: int = 700, dishonest: bool = False) -> None:
+        r = self.bureau.put(
+            f"/persons/{number}",
+            json={"name": name, "score": score, "dishonest_debtor": dishonest, "insured": True},
+        )
+        assert r.status_code == 200, r.text
+
+    def enrol(self, number: str, name: str, who: str = "h1", **extra: Any) -> dict[str, Any]:
+        body = {
+            "id_number": number,
+            "name": name,
+            "phone": "13800001234",
+            "bank_code": "B1",
+            "consent": CONSENT,
+            **extra,
+        }
+        r = self.world.post(who, "/v1/enrollments", body)
+        assert r.status_code == 202, r.text
+        return dict(r.json())
+
+    def state(self, enrollment_id: str, who: str = "h1") -> dict[str, Any]:
+        r = self.world.get(who, f"/v1/enrollments/{enrollment_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+@pytest.fixture
+def stage(settings: Settings) -> Iterator[Stage]:
+    with (
+        serve(credit_bureau.create_app(BUREAU_KEY)) as bureau_url,
+        serve(bank.create_app(BANK_KEY)) as bank_url,
+    ):
+        wired = settings.model_copy(
+            update={
+                "bureau_url": bureau_url,
+                "bureau_api_key": BUREAU_KEY,
+                "bank_systems": {"B1": {"url": bank_url, "api_key": BANK_KEY}},
+                "enrollment_retry_seconds": 60,
+            }
+        )
+        context.use(wired)
+        world = make_world(wired)
+        auth = {"Authorization": f"Bearer {BUREAU_KEY}"}
+        with (
+            world.client,
+            httpx.Client(base_url=bureau_url, headers=auth) as b,
+            httpx.Client(base_url=bank_url, headers={"Authorization": f"Bearer {BANK_KEY}"}) as k,
+        ):
+            yield Stage(world, b, k)
+
+
+ADULT = id_number("35020319800101123")  # Xiamen Siming, born 1980
+ADULT2 = id_number("11010119900307001")
+ADULT3 = id_number("44030519951231222")
+ADULT4 = id_number("31010119850615005")
+ADULT5 = id_number("32010219750101003")
+ADULT6 = id_number("33010219700101004")
+ADULT7 = id_number("51010219880808006")
+CHILD = id_number("35020320150101123")  # born 2015
+
+
+def test_each_enrolment_is_decided_with_its_reason(
+    stage: Stage, prefect_harness: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One flow run decides approvals and every decline reason, logging no personal data."""
+    stage.pin(ADULT, "张三", score=700)
+    stage.pin(ADULT2, "李四", score=620)
+    stage.pin(ADULT3, "王五", dishonest=True)
+    stage.pin(ADULT4, "赵六", score=499)
+    stage.pin(ADULT5, "钱七")
+    stage.pin(ADULT6, "孙八")
+    stage.pin(ADULT7, "周九")
+    stage.bureau.delete(f"/persons/{ADULT6}")
+    cases = {
+        "approved_500k": stage.enrol(ADULT, "张三"),
+        "approved_300k": stage.enrol(ADULT2, "李四"),
+        "dishonest_debtor": stage.enrol(ADULT3, "王五"),
+        "score_too_low": stage.enrol(ADULT4, "赵六"),
+        "identity_not_verified_name": stage.enrol(ADULT5, "钱七七"),
+        "identity_not_verified_unknown": stage.enrol(ADULT6, "孙八"),
+        "under_age": stage.enrol(CHILD, "小明"),
+        "consent_withdrawn": stage.enrol(ADULT7, "周九"),
+    }
+    withdrawn = stage.world.post(
+        "h1", f"/v1/consents/{cases['consent_withdrawn']['consent_id']}/withdraw", {}
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    assert all(c["status"] == "pending" for c in cases.values())
+
+    caplog.set_level(logging.DEBUG)
+    totals = enroll_pending()
+    assert totals.get("approved") == 2 and sum(totals.values()) == len(cases)
+
+    got = {name: stage.state(c["enrollment_id"]) for name, c in cases.items()}
+    assert got["approved_500k"]["status"] == "approved"
+    assert got["approved_500k"]["credit_line"]["limit_fen"] == 500_000
+    assert got["approved_500k"]["credit_line"]["bank_code"] == "B1"
+    assert got["approved_300k"]["credit_line"]["limit_fen"] == 300_000
+    for name in ("dishonest_debtor", "score_too_low", "under_age", "consent_withdrawn"):
+        assert (got[name]["status"], got[name]["decline_reason"]) == ("declined", name)
+        assert got[name]["credit_line"] is None
+    for name in ("identity_not_verified_name", "identity_not_verified_unknown"):
+        assert got[name]["decline_reason"] == "identity_not_verified"
+    line = got["approved_500k"]["credit_line"]["credit_line_id"]
+    assert stage.world.get("b1", f"/v1/credit-lines/{line}").json()["available_fen"] == 500_000
+    logged = caplog.text
+    for secret in (ADULT, ADULT2, CHILD, "张三", "李四", "13800001234"):
+        assert secret not in logged
+
+
+def test_the_bank_may_decline_or_grant_less(stage: Stage, prefect_harness: None) -> None:
+    stage.pin(ADULT, "张三", score=700)
+    stage.pin(ADULT2, "李四", score=700)
+    stage.bank.put("/_sim/knobs", json={"decline_rate": 1.0})
+    declined = stage.enrol(ADULT, "张三")
+    enroll_pending()
+    assert stage.state(declined["enrollment_id"])["decline_reason"] == "bank_declined"
+    stage.bank.put("/_sim/knobs", json={"decline_rate": 0.0, "limit_factor": 0.5})
+    halved = stage.enrol(ADULT2, "李四")
+    enroll_pending()
+    assert stage.state(halved["enrollment_id"])["credit_line"]["limit_fen"] == 250_000
+
+
+def test_a_partner_that_is_down_postpones_and_the_retry_decides(
+    stage: Stage, prefect_harness: None
+) -> None:
+    t0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    clock.set_now(t0)
+    stage.pin(ADULT, "张三", score=700)
+    stage.bank.put("/_sim/knobs", json={"error_rate": 1.0})
+    started = stage.enrol(ADULT, "张三")
+    assert enroll_pending() == {"postponed": 1}
+    assert stage.state(started["enrollment_id"])["status"] == "pending"
+    asked = [
+        r for r in stage.bank.get("/_sim/requests").json()["items"] if r["path"] == "/credit-lines"
+    ]
+    assert len(asked) > 1 and {r["idempotency_key"] for r in asked} == {
+        f"enrollment:{started['enrollment_id']}"
+    }
+    stage.bank.put("/_sim/knobs", json={"error_rate": 0.0})
+    assert enroll_pending() == {}  # not due yet: it waits before asking again
+    clock.set_now(t0 + timedelta(minutes=2))
+    assert enroll_pending() == {"approved": 1}
+    assert stage.state(started["enrollment_id"])["status"] == "approved"
+
+
+def test_an_import_that_wins_the_race_declines_the_enrolment(
+    stage: Stage, prefect_harness: None
+) -> None:
+    stage.pin(ADULT, "张三", score=700)
+    started = stage.enrol(ADULT, "张三")
+    settings = stage.world.settings
+    with unit_of_work(get_engine(settings)) as session:  # a line arrives by import meanwhile
+        open_line(
+            session,
+            get_vault(settings),
+            id_number=ADULT,
+            name="张三",
+            phone=None,
+            bank_id=stage.world.ids["b1"],
+            limit_fen=1,
+            source="import",
+            now=clock.now(),
+        )
+    enroll_pending()
+    assert stage.state(started["enrollment_id"])["decline_reason"] == "already_enrolled"
+
+
+def test_requests_are_refused_as_the_contract_says(stage: Stage) -> None:
+    stage.pin(ADULT, "张三")
+    first = stage.enrol(ADULT, "张三")
+    again = stage.world.post(
+        "h1",
+        "/v1/enrollments",
+        {
+            "id_number": ADULT,
+            "name": "张三",
+            "phone": "13800001234",
+            "bank_code": "B1",
+            "consent": CONSENT,
+        },
+    )
+    assert again.status_code == 409 and again.json()["code"] == "already_enrolled"
+    assert first["enrollment_id"] in again.json()["detail"]
+    body = {
+        "id_number": ADULT2,
+        "name": "李四",
+        "phone": "13800001234",
+        "bank_code": "NOPE",
+        "consent": CONSENT,
+    }
+    assert stage.world.post("h1", "/v1/enrollments", body).json()["code"] == "unknown_bank"
+    other = dict(body, bank_code="B1", consent=dict(CONSENT, purpose="business_loan"))
+    r = stage.world.post("h1", "/v1/enrollments", other)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "consent.purpose"
+    assert stage.world.post("b1", "/v1/enrollments", dict(body, bank_code="B1")).status_code == 403
+    assert stage.world.get("h2", f"/v1/enrollments/{first['enrollment_id']}").status_code == 404
+    assert (
+        stage.world.post("h2", f"/v1/consents/{first['consent_id']}/withdraw", {}).status_code
+        == 404
+    )
+    r = stage.world.post("h1", "/v1/enrollments", dict(body, id_number="110101199003070012"))
+    assert r.json()["code"] == "invalid_id_number"
+
+
+def test_the_outcome_reaches_the_partner_signed(stage: Stage, prefect_harness: None) -> None:
+    received: list[tuple[bytes, str]] = []
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict(scope["headers"])
+        received.append((body, headers[b"credithub-signature"].decode()))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings = stage.world.settings
+    with serve(receiver) as hook_url:
+        with unit_of_work(get_engine(settings)) as session:
+            session.get(Partner, stage.world.ids["h1"]).webhook_url = hook_url  # type: ignore[union-attr]
+        stage.pin(ADULT, "张三")
+        started = stage.enrol(ADULT, "张三")
+        enroll_pending()
+        assert deliver_events() == {"delivered": 1}
+        assert deliver_events() == {}  # delivered once
+    body, signature = received[0]
+    event = json.loads(body)
+    assert event["type"] == "enrollment.approved"
+    assert event["data"]["enrollment_id"] == started["enrollment_id"]
+    with unit_of_work(get_engine(settings)) as session:
+        partner = session.get(Partner, stage.world.ids["h1"])
+        secret = get_vault(settings).decrypt(partner.webhook_secret_enc)  # type: ignore[union-attr]
+    now = int(clock.now().timestamp())
+    assert events.verify(secret, signature, body, now)
+    assert not events.verify(secret, signature, body.replace(b"approved", b"declined"), now)
+    assert not events.verify(secret, signature, body, now + 301)  # too old
+    assert not events.verify("whsec_other", signature, body, now)
+
+
+def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
+    stage: Stage, prefect_harness: None
+) -> None:
+    """The first run dies after asking the bank for some; the rerun finishes the rest."""
+    people = [
+        id_number(f"3502031980{m:02d}{d:02d}{m}{d}1") for m in range(1, 4) for d in range(1, 5)
+    ]
+    for n, number in enumerate(people):
+        stage.pin(number, f"测试{n}")
+    ids = [stage.enrol(number, f"测试{n}")["enrollment_id"] for n, number in enumerate(people)]
+
+    systems = partner_systems(stage.world.settings)
+    real_bank = systems.bank
+
+    class Crash(BaseException):
+        """The process dies: nothing after this point runs."""
+
+    calls = {"n": 0}
+
+    def dying_bank(code: str) -> Any:
+        client = real_bank(code)
+
+        class Dying:
+            def request_credit_line(self, **kwargs: Any) -> Any:
+                answer = client.request_credit_line(**kwargs)
+                calls["n"] += 1
+                if calls["n"] > 5:
+                    raise Crash  # the bank said yes, but we die before recording it
+                return answer
+
+        return Dying()
+
+    systems.bank = dying_bank  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Crash):
+            enroll_pending()
+    finally:
+        systems.bank = real_bank  # type: ignore[method-assign]
+    first_run = [stage.state(i)["status"] for i in ids]
+    assert 0 < first_run.count("pending") < len(ids)  # it died part-way
+    enroll_pending()
+    states = [stage.state(i) for i in ids]
+    assert all(s["status"] == "approved" for s in states)
+    with unit_of_work(get_engine(stage.world.settings)) as session:
+        lines = session.scalar(select(func.count()).select_from(CreditLine))
+        decided = session.scalar(select(func.count()).where(Enrollment.status != "pending"))
+        queued = session.scalar(select(func.count()).select_from(Event))
+    assert lines == len(people) + 1  # plus the world's own line
+    assert decided == len(people)
+    assert queued == 0  # h1 has no webhook URL, so nothing is queued for it
+    asked = [
+        r["idempotency_key"] for r in stage.bank.get("/_sim/requests?limit=500").json()["items"]
+    ]
+    assert set(asked) == {f"enrollment:{i}" for i in ids}
