@@ -10,11 +10,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from hub import clock, line_import, migrate, partners
+from credithub.runner import FLOWS
+from hub import bureau, clock, line_import, migrate, partners
 from hub.db import get_engine, unit_of_work
 from hub.errors import HubError
-from hub.personal_data import get_vault
+from hub.personal_data import get_vault, mask_id, normalize_id_number
 from hub.settings import get_settings
 
 app = typer.Typer(
@@ -23,9 +25,13 @@ app = typer.Typer(
 db_app = typer.Typer(help="The hub's database.", no_args_is_help=True)
 partners_app = typer.Typer(help="Hospitals, banks, channels and operators.", no_args_is_help=True)
 lines_app = typer.Typer(help="Medical credit lines.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit of every use of the public credit database.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
 app.add_typer(lines_app, name="lines")
+app.add_typer(audit_app, name="audit")
 err = Console(stderr=True)
 
 
@@ -165,6 +171,49 @@ def lines_import(
         f"(resident already holds a line), {len(report.bad)} bad"
     )
     sys.exit(1 if report.bad else 0)
+
+
+@audit_app.command("person")
+def audit_person(id_number: str) -> None:
+    """Every use of the credit database about one person (the number is never shown)."""
+    number = normalize_id_number(id_number)
+    if number is None:
+        _fail("that is not a valid resident identity number (GB 11643)")
+        return
+    with unit_of_work(write=False) as session:
+        rows = bureau.audit_of(session, get_vault(), number)
+    table = Table(title=f"credit database use about {mask_id(number)}")
+    for column in ("at (UTC)", "requested by", "purpose", "consent", "outcome", "reused"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.requested_by,
+            row.purpose,
+            row.consent_id or "-",
+            row.outcome,
+            "yes" if row.reused else "no",
+        )
+    Console().print(table)
+    err.print(f"{len(rows)} recorded uses")
+
+
+@app.command("run")
+def run_flow(
+    flow_name: str = typer.Argument(..., help=f"one of: {', '.join(FLOWS)}"),
+    as_of: str = typer.Option(None, "--as-of", help="run as of this business date (YYYY-MM-DD)"),
+) -> None:
+    """Run one flow now, through the Prefect server `credithub up` started, and wait for it."""
+    from credithub.runner import run_now
+
+    if flow_name not in FLOWS:
+        _fail(f"unknown flow {flow_name!r}; choose one of: {', '.join(FLOWS)}")
+    try:
+        result = run_now(flow_name, as_of)
+    except RuntimeError as exc:
+        _fail(str(exc))
+        return
+    print(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":

@@ -205,6 +205,7 @@ def run_all() -> None:
             {
                 "addresses": addresses,
                 "partner_keys": keys,
+                "bank_systems": bank_systems,
                 "partners": [{"kind": k, "code": c, "name": n} for k, c, n in demo.demo_partners()],
             },
         )

@@ -1,0 +1,57 @@
+"""`credithub run FLOW [--as-of DATE]`: one flow run now, on the Prefect server of `up`.
+
+As of a business date means the hub's clock reads that date's end (23:59:59 in
+the business zone) for the whole run: how operators re-run a day, and how tests
+exercise rules of time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from credithub.demo import read_up_file
+from credithub.supervisor import prefect_env
+from flows import context
+from hub import clock
+from hub.settings import get_settings
+
+FLOWS = ("enrollment", "webhooks")
+
+
+def _flow(name: str) -> Callable[..., Any]:
+    if name == "enrollment":
+        from flows.enrollment import enroll_pending
+
+        return enroll_pending
+    from flows.webhooks import deliver_events
+
+    return deliver_events
+
+
+def run_now(name: str, as_of: str | None) -> Any:
+    settings = get_settings()
+    up = read_up_file(Path(settings.home) / "up.json")
+    prefect = up.get("addresses", {}).get("prefect")
+    if not prefect:
+        raise RuntimeError("no Prefect server: start the hub with `credithub up` first")
+    try:
+        httpx.get(f"{prefect}/api/health", timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"the Prefect server at {prefect} does not answer; is `up` running?"
+        ) from exc
+    os.environ.update(prefect_env(settings, int(prefect.rsplit(":", 1)[1])))
+    if not settings.bank_systems and up.get("bank_systems"):
+        settings = settings.model_copy(update={"bank_systems": up["bank_systems"]})
+    context.use(settings)
+    if as_of:
+        day = date.fromisoformat(as_of)
+        clock.set_now(datetime.combine(day, time(23, 59, 59), ZoneInfo(settings.business_timezone)))
+    return _flow(name)()
