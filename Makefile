@@ -30,6 +30,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package) for the load generator"; \
 		(apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) >/dev/null; }
 	$(BIN)/python bench/authorizations.py
+	$(BIN)/python bench/enrollments.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

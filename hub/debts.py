@@ -64,6 +64,7 @@ def refund_visit(
             "id": refund_id,
             "visit_id": visit_id,
             "hospital_id": hospital_id,
+            "bank_id": line.bank_id,
             "his_refund_id": his_refund_id,
             "reason": reason,
             "amount_fen": amount_fen,

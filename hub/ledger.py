@@ -12,6 +12,7 @@ The accounts, per party (ids inside the names keep them apart):
     payable:{B}:{H}        bank B owes hospital H, until settled (Cr)
     patient:{L}:refund_due bank owes the resident a refund of money repaid (Cr)
     bank:{B}:repaid        repayments bank B has received (Dr)
+    bank:{B}:paid_out      what bank B paid hospitals in settlement (Cr)
     insurance:{H}:due      medical insurance owes hospital H its share (Dr)
     hospital:{H}:insured   care hospital H billed to insurance (Cr)
 """
@@ -50,6 +51,10 @@ def refund_due(line_id: str) -> str:
 
 def bank_repaid(bank_id: str) -> str:
     return f"bank:{bank_id}:repaid"
+
+
+def bank_paid_out(bank_id: str) -> str:
+    return f"bank:{bank_id}:paid_out"
 
 
 def insurance_due(hospital_id: str) -> str:

@@ -54,6 +54,7 @@ def open_visit(
             "id": visit_id,
             "hospital_id": hospital_id,
             "credit_line_id": credit_line_id,
+            "bank_id": line.bank_id,
             "his_visit_id": his_visit_id,
             "kind": kind,
             "department": department,

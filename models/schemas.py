@@ -132,3 +132,7 @@ class EnrollmentRequest(Request):
 
 class WithdrawConsentRequest(Request):
     pass
+
+
+class CloseWindowRequest(Request):
+    pass

@@ -158,9 +158,11 @@ class SettlementWindow(Base):
         ),
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # open → closed → settled
     opened_at: Mapped[datetime] = mapped_column(Instant)
     closed_at: Mapped[datetime | None] = mapped_column(Instant)
+    settled_at: Mapped[datetime | None] = mapped_column(Instant)
+    previous_window_id: Mapped[str | None] = mapped_column(String(32))  # the chain of windows
 
 
 class Visit(Base):
@@ -174,6 +176,7 @@ class Visit(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"), index=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))  # the line's, for settlement
     his_visit_id: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
     department: Mapped[str | None] = mapped_column(String(200))
@@ -189,7 +192,9 @@ class Visit(Base):
     released_fen: Mapped[int] = money("Held beyond the patient's share, given back to the line.")
     refunded_fen: Mapped[int] = money("The hospital gave back to the line (and the patient).")
     due_date: Mapped[date | None] = mapped_column(Date)
-    settlement_window_id: Mapped[str | None] = mapped_column(ForeignKey("settlement_windows.id"))
+    settlement_window_id: Mapped[str | None] = mapped_column(
+        ForeignKey("settlement_windows.id"), index=True
+    )
 
 
 class Authorization(Base):
@@ -235,12 +240,15 @@ class Refund(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id"), index=True)
     hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))  # the line's, for settlement
     his_refund_id: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(String(500))
     amount_fen: Mapped[int] = money("The hospital gives back; its next settlement shrinks.")
     debt_reduced_fen: Mapped[int] = money("Taken off what the resident still owed for the visit.")
     returned_to_patient_fen: Mapped[int] = money("The bank owes the patient (already repaid).")
-    settlement_window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+    settlement_window_id: Mapped[str] = mapped_column(
+        ForeignKey("settlement_windows.id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
@@ -382,6 +390,73 @@ class Event(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(Instant)
     created_at: Mapped[datetime] = mapped_column(Instant)
     delivered_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class SettlementBatch(Base):
+    """What one bank pays hospitals for one closed window (deferred net)."""
+
+    __tablename__ = "settlement_batches"
+    __table_args__ = (UniqueConstraint("window_id", "bank_id"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class SettlementLine(Base):
+    """One bank and hospital in one window: net = captured - refunded + carried in."""
+
+    __tablename__ = "settlement_lines"
+    __table_args__ = (
+        UniqueConstraint("window_id", "bank_id", "hospital_id"),
+        Index("ix_settlement_lines_batch", "batch_id"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("settlement_batches.id"))
+    window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+    bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    captured_fen: Mapped[int] = money("Captured in the window: the bank owes the hospital.")
+    refunded_fen: Mapped[int] = money("Refunded in the window: the hospital gives back.")
+    carried_in_fen: Mapped[int] = money("The pair's negative net brought from the window before.")
+    net_fen: Mapped[int] = money("What the bank pays the hospital (carried on when not positive).")
+    status: Mapped[str] = mapped_column(String(16))
+    transfer_ref: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    instructed_at: Mapped[datetime | None] = mapped_column(Instant)
+    settled_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Mismatch(Base):
+    """A difference reconciliation found, kept until an operator resolves it."""
+
+    __tablename__ = "reconciliation_mismatches"
+    __table_args__ = (UniqueConstraint("window_id", "source", "kind", "ref"),)
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+    source: Mapped[str] = mapped_column(String(80))  # "hospital:XMH1", "bank:XMBANK"
+    kind: Mapped[str] = mapped_column(String(32))  # missing_in_hub, missing_at_partner, ...
+    ref: Mapped[str] = mapped_column(String(160))
+    hub_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    partner_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    resolved_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class CollectionStep(Base):
+    """A collections step taken for one debt, once: reminders, suspension, report."""
+
+    __tablename__ = "collection_steps"
+    visit_id: Mapped[str] = mapped_column(ForeignKey("debts.visit_id"), primary_key=True)
+    step: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
+    business_date: Mapped[date] = mapped_column(Date)
+    done_at: Mapped[datetime] = mapped_column(Instant)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.db import get_engine, unit_of_work
 from hub.personal_data import get_vault
 from hub.settings import Settings, get_settings
-from integrations.endpoints import enrollment, medical
+from integrations.endpoints import enrollment, medical, settlement
 from integrations.endpoints.pipeline import Pipeline
 from integrations.endpoints.problems import (
     InternalError,
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     schemas = mount(app, pipeline, medical.routes, "medical credit")
     schemas |= mount(app, pipeline, enrollment.routes, "enrolment")
+    schemas |= mount(app, pipeline, settlement.routes, "settlement")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -15,7 +15,7 @@ from hub.personal_data import normalize_id_number
 from integrations.endpoints import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.problems import invalid_id_number
-from integrations.endpoints.routing import RouteTable
+from integrations.endpoints.routing import RouteTable, limit_param
 from models import schemas
 from models.tables import Visit
 
@@ -84,20 +84,10 @@ def get_visit(call: Call, session: Session) -> tuple[int, Any]:
     return 200, present.visit(session, visit, call.now)
 
 
-def _limit(call: Call) -> int:
-    raw = call.query.get("limit", "20")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
-        raise Invalid(
-            "limit must be a whole number from 1 to 100",
-            errors=[FieldError("limit", "must be 1-100")],
-        )
-    return int(raw)
-
-
 @routes.add("GET", "/v1/visits", kinds={HOSPITAL}, query=("his_visit_id", "limit", "cursor"))
 def list_visits(call: Call, session: Session) -> tuple[int, Any]:
     """The hospital's visits, newest first (filter by his_visit_id)."""
-    limit = _limit(call)
+    limit = limit_param(call.query)
     query = select(Visit).where(Visit.hospital_id == call.caller.partner_id)
     if "his_visit_id" in call.query:
         query = query.where(Visit.his_visit_id == call.query["his_visit_id"])
