@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
-from hub import bureau, clock, line_import, migrate, partners
+from hub import bureau, clock, line_import, migrate, partners, reconciliation
 from hub.db import get_engine, unit_of_work
 from hub.errors import HubError
 from hub.personal_data import get_vault, mask_id, normalize_id_number
@@ -32,6 +32,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(partners_app, name="partners")
 app.add_typer(lines_app, name="lines")
 app.add_typer(audit_app, name="audit")
+recon_app = typer.Typer(help="Reconciliation mismatches.", no_args_is_help=True)
+app.add_typer(recon_app, name="recon")
 err = Console(stderr=True)
 
 
@@ -214,6 +216,40 @@ def run_flow(
         _fail(str(exc))
         return
     print(json.dumps(result, default=str))
+
+
+@recon_app.command("list")
+def recon_list(status: str = typer.Option("open", help="open or resolved")) -> None:
+    """The mismatches reconciliation found, newest first."""
+    with unit_of_work(write=False) as session:
+        rows = list(session.scalars(reconciliation.open_mismatches(status)))
+        views = [reconciliation.mismatch_view(m) for m in rows]
+    table = Table(title=f"{status} mismatches")
+    for column in ("id", "window", "source", "kind", "ref", "hub fen", "partner fen"):
+        table.add_column(column)
+    for v in views:
+        table.add_row(
+            v["mismatch_id"],
+            v["window_id"],
+            v["source"],
+            v["kind"],
+            v["ref"],
+            str(v["hub_amount_fen"]),
+            str(v["partner_amount_fen"]),
+        )
+    Console().print(table)
+    err.print(f"{len(views)} {status} mismatches")
+
+
+@recon_app.command("resolve")
+def recon_resolve(mismatch_id: str, note: str = typer.Option(..., help="what was done")) -> None:
+    """Mark a mismatch resolved, with a note of what was done about it."""
+    try:
+        with unit_of_work() as session:
+            reconciliation.resolve(session, mismatch_id, note, clock.now())
+    except HubError as exc:
+        _fail(exc.detail)
+    err.print(f"mismatch {mismatch_id} resolved")
 
 
 if __name__ == "__main__":

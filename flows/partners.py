@@ -9,11 +9,12 @@ from hub.enrollment import CreditLineGranter
 from hub.settings import Settings
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
+from integrations.hospital import HospitalClient
 from models.partner_errors import PartnerRejected
 
 
 class UnknownBankSystem(PartnerRejected):
-    """No address is configured for this bank's system (CREDITHUB_BANK_SYSTEMS)."""
+    """No address is configured for this partner's system (CREDITHUB_*_SYSTEMS)."""
 
 
 class PartnerSystems:
@@ -23,6 +24,7 @@ class PartnerSystems:
         self._http, self._settings = http, settings
         self.bureau = CreditBureauClient(http, settings.bureau_url, settings.bureau_api_key)
         self._banks: dict[str, BankClient] = {}
+        self._hospitals: dict[str, HospitalClient] = {}
 
     def bank(self, code: str) -> CreditLineGranter:
         return self.bank_client(code)
@@ -34,6 +36,16 @@ class PartnerSystems:
                 raise UnknownBankSystem(f"no address for bank {code}; set CREDITHUB_BANK_SYSTEMS")
             self._banks[code] = BankClient(self._http, system["url"], system["api_key"])
         return self._banks[code]
+
+    def hospital_client(self, code: str) -> HospitalClient:
+        if code not in self._hospitals:
+            system = self._settings.hospital_systems.get(code)
+            if system is None:
+                raise UnknownBankSystem(
+                    f"no address for hospital {code}; set CREDITHUB_HOSPITAL_SYSTEMS"
+                )
+            self._hospitals[code] = HospitalClient(self._http, system["url"], system["api_key"])
+        return self._hospitals[code]
 
 
 _systems: dict[int, PartnerSystems] = {}

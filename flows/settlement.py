@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.context import hub_context
 from flows.partners import partner_systems
+from flows.reconciliation import reconcile
 from hub import clock, settlement, windows
 from hub.db import unit_of_work
 from models.partner_errors import PartnerError, PartnerRejected
@@ -117,6 +118,7 @@ def settle(close: bool = False, window_id: str | None = None) -> dict[str, dict[
         roll_up(window_id)
         report[window_id] = dict(outcome)
         _artifacts(window_id)
+        reconcile(window_id)  # reconciliation runs after settlement
     return report
 
 

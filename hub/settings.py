@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     bureau_url: str = "http://127.0.0.1:8101"
     bureau_api_key: str = "bureau-dev-key"
     bank_systems: dict[str, dict[str, str]] = {}
+    hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
 
     # Webhooks (CONTRACT.md §3)
     webhook_timeout_seconds: float = 10.0

@@ -96,3 +96,19 @@ class Statement(PartnerRecord):
 
     date: dt.date
     items: list[StatementItem]
+
+
+class HospitalTransaction(PartnerRecord):
+    """One capture or refund as the hospital's own system (HIS) recorded it."""
+
+    ref: str  # his_bill_id or his_refund_id
+    kind: Literal["capture", "refund"]
+    amount_fen: Fen
+
+
+class HospitalTransactions(PartnerRecord):
+    """A hospital's transaction list for one business date."""
+
+    hospital_code: str
+    date: dt.date
+    items: list[HospitalTransaction]

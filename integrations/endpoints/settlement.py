@@ -6,12 +6,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub import settlement, windows
+from hub import reconciliation, settlement, windows
+from hub.errors import FieldError, Invalid
 from integrations.endpoints import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.routing import RouteTable, limit_param
 from integrations.flow_runs import start_run
 from models import schemas
+from models.tables import Mismatch
 
 routes = RouteTable()
 PARTIES = {"bank", "hospital", "operator"}
@@ -57,3 +59,23 @@ def get_settlement(call: Call, session: Session) -> tuple[int, Any]:
     )
     mine = call.caller.partner_id if kind == "hospital" else None
     return 200, settlement.batch_view(session, batch, mine)
+
+
+@routes.add(
+    "GET", "/v1/reconciliation/mismatches", kinds={"operator"}, query=("status", "limit", "cursor")
+)
+def list_mismatches(call: Call, session: Session) -> tuple[int, Any]:
+    """Mismatches found by reconciliation (open ones unless ?status=resolved)."""
+    limit = limit_param(call.query)
+    status = call.query.get("status", "open")
+    if status not in ("open", "resolved"):
+        raise Invalid(
+            "status must be open or resolved", errors=[FieldError("status", "open or resolved")]
+        )
+    query = reconciliation.open_mismatches(status)
+    if cursor := call.query.get("cursor"):
+        query = query.where(Mismatch.id < cursor)
+    found = list(session.scalars(query.limit(limit + 1)))
+    items = [reconciliation.mismatch_view(m) for m in found[:limit]]
+    has_more = len(found) > limit
+    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)

@@ -1,0 +1,145 @@
+"""Reconciliation (CONTRACT.md §2): each injected discrepancy is found, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flows import context
+from flows.reconciliation import reconcile
+from flows.settlement import settle
+from hub import clock
+from hub.clock import business_date
+from hub.settings import Settings
+from simulators import bank, hospital
+from tests.conftest import ID_NUMBERS, World, make_world
+from tests.live import serve
+
+KEY = "test-key"
+
+
+def _bill(ref: str, amount: int) -> dict[str, Any]:
+    return {
+        "his_bill_id": ref,
+        "total_fen": amount,
+        "insurance_fen": 0,
+        "self_pay_fen": amount,
+        "items": [{"code": "X", "name": "care", "amount_fen": amount}],
+    }
+
+
+@pytest.fixture
+def wired(settings: Settings) -> Iterator[tuple[World, httpx.Client, httpx.Client]]:
+    with (
+        serve(bank.create_app(KEY)) as bank_url,
+        serve(hospital.create_app(KEY, hospitals=["H1"])) as his_url,
+    ):
+        s = settings.model_copy(
+            update={
+                "bank_systems": {"B1": {"url": bank_url, "api_key": KEY}},
+                "hospital_systems": {"H1": {"url": his_url, "api_key": KEY}},
+            }
+        )
+        context.use(s)
+        world = make_world(s)
+        auth = {"Authorization": f"Bearer {KEY}"}
+        with (
+            world.client,
+            httpx.Client(base_url=bank_url, headers=auth) as b,
+            httpx.Client(base_url=his_url, headers=auth) as h,
+        ):
+            yield world, b, h
+
+
+def _mismatches(world: World) -> set[tuple[str, str, str]]:
+    r = world.get("op", "/v1/reconciliation/mismatches?limit=100")
+    assert r.status_code == 200, r.text
+    return {(m["source"], m["kind"], m["ref"]) for m in r.json()["data"]}
+
+
+def test_each_discrepancy_kind_is_found_and_nothing_else(
+    wired: tuple[World, httpx.Client, httpx.Client], prefect_harness: None
+) -> None:
+    world, the_bank, his = wired
+    world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
+    visits = {}
+    for ref, amount in [("B1", 1_000), ("B2", 2_000), ("B3", 3_000), ("B4", 4_000)]:
+        v = world.post(
+            "h1",
+            "/v1/visits",
+            {"credit_line_id": world.ids["line"], "his_visit_id": ref, "kind": "outpatient"},
+        ).json()
+        assert (
+            world.post("h1", f"/v1/visits/{v['visit_id']}/close", _bill(ref, amount)).status_code
+            == 200
+        )
+        visits[ref] = v["visit_id"]
+    r = world.post(
+        "h1", f"/v1/visits/{visits['B4']}/refunds", {"amount_fen": 500, "his_refund_id": "R1"}
+    )
+    assert r.status_code == 201
+    today = business_date(clock.now(), world.settings.business_timezone).isoformat()
+
+    def listed(ref: str, kind: str, amount: int) -> None:
+        item = {
+            "ref": ref,
+            "kind": kind,
+            "amount_fen": amount,
+            "visit_id": "v",
+            "hub_id": "h",
+            "at": clock.now().isoformat(),
+            "business_date": today,
+        }
+        assert his.post("/hospitals/H1/transactions", json=item).status_code == 201
+
+    listed("B1", "capture", 1_000)  # agrees
+    listed("B2", "capture", 2_001)  # amount differs
+    listed("B4", "capture", 4_000)  # agrees
+    listed("R1", "refund", 500)
+    listed("R1", "refund", 500)  # listed twice
+    listed("B9", "capture", 900)  # the hub never captured it
+    # B3 is not listed at all: missing at the hospital.
+    world.post("op", "/v1/settlement-windows/close", {})
+    settle()  # pays the bank's one line and reconciles the window
+    assert _mismatches(world) == {
+        ("hospital:H1", "amount_differs", "capture:B2"),
+        ("hospital:H1", "duplicate", "refund:R1"),
+        ("hospital:H1", "missing_in_hub", "capture:B9"),
+        ("hospital:H1", "missing_at_partner", "capture:B3"),
+    }
+    # A rerun records nothing twice; a statement fault at the bank is found too.
+    the_bank.put("/_sim/knobs", json={"statement_amount_change_rate": 1.0})
+    reconcile()
+    found = _mismatches(world)
+    assert len(found) == 5
+    assert [k for s, k, _ in found if s == "bank:B1"] == ["amount_differs"]
+    # An operator resolves one; it leaves the open list.
+    one = world.get("op", "/v1/reconciliation/mismatches").json()["data"][0]
+    assert world.get("h1", "/v1/reconciliation/mismatches").status_code == 403
+    env = {
+        **os.environ,
+        "CREDITHUB_DATABASE_URL": world.settings.sqlalchemy_url(),
+        "CREDITHUB_HOME": str(world.settings.home),
+        "CREDITHUB_SECRET_KEY": "test-secret-key",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "credithub.cli",
+        "recon",
+        "resolve",
+        one["mismatch_id"],
+        "--note",
+        "checked with the hospital",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(_mismatches(world)) == 4
+    resolved = world.get("op", "/v1/reconciliation/mismatches?status=resolved").json()["data"]
+    assert [m["mismatch_id"] for m in resolved] == [one["mismatch_id"]]
