@@ -31,6 +31,7 @@ bench: $(STAMP)
 		(apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)) >/dev/null; }
 	$(BIN)/python bench/authorizations.py
 	$(BIN)/python bench/enrollments.py
+	$(BIN)/python bench/settlement.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

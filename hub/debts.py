@@ -17,7 +17,7 @@ from hub import ledger
 from hub.clock import business_date
 from hub.errors import Conflict, Invalid, not_found
 from hub.ids import new_id
-from hub.lines import lock_line, overdue_fen
+from hub.lines import announce, lock_line, overdue_fen
 from hub.references import insert_new, replay_or_refuse
 from hub.windows import open_window_id
 from models.tables import CreditLine, Debt, Refund, Repayment, Visit
@@ -189,6 +189,8 @@ def repay(
     overdue_suspended = line.status == "suspended" and line.suspension_reason == "overdue"
     if overdue_suspended and overdue_fen(session, line.id, business_date(now, zone)) == 0:
         line.status, line.suspension_reason = "active", None
+        session.flush()
+        announce(session, line, "credit_line.reinstated", zone, now)
     return repayment, True
 
 

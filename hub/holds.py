@@ -181,6 +181,25 @@ def expiry_legs(session: Session, now: datetime) -> list[tuple[str, int]]:
     return legs
 
 
+def release_all_expired(session: Session, now: datetime, max_lines: int) -> tuple[int, int]:
+    """The sweep: release expired holds line by line (under each line's lock).
+
+    Returns (lines swept, fen released). Reads never needed it — expiry is a
+    fact of time — but the books and the stored balances catch up here.
+    """
+    line_ids = session.scalars(
+        select(Authorization.credit_line_id)
+        .where(Authorization.status == "held", Authorization.expires_at <= now)
+        .distinct()
+        .limit(max_lines)
+    ).all()
+    released = 0
+    for line_id in sorted(line_ids):  # one order for every sweeper: no deadlocks
+        lock_line(session, line_id)
+        released += release_expired(session, line_id, now)
+    return len(line_ids), released
+
+
 def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:
     """Add `amount` to the line's held credit, or raise: the one conditional UPDATE.
 

@@ -14,11 +14,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub import events
 from hub.clock import business_date
 from hub.errors import Conflict, NotFound
 from hub.ids import new_id
 from hub.personal_data import Vault
-from models.tables import Authorization, CreditLine, Debt, LineAccess, Partner, Resident
+from models.tables import Authorization, CreditLine, Debt, LineAccess, Partner, Resident, Visit
 
 
 class AlreadyEnrolled(Conflict):
@@ -190,3 +191,30 @@ def line_visible_to(session: Session, line_id: str, partner_id: str, kind: str) 
         if kind == "hospital" and session.get(LineAccess, (partner_id, line_id)) is not None:
             return line
     raise NotFound(f"no credit line {line_id}")
+
+
+def line_recipients(session: Session, line: CreditLine) -> set[str]:
+    """Credit-line events go to the line's bank and hospitals with open visits on it."""
+    hospitals = session.scalars(
+        select(Visit.hospital_id)
+        .where(Visit.credit_line_id == line.id, Visit.status == "open")
+        .distinct()
+    )
+    return {line.bank_id, *hospitals}
+
+
+def announce(session: Session, line: CreditLine, type_: str, zone: str, now: datetime) -> None:
+    """Queue a credit-line event (suspended, reinstated) with the line as GET shows it."""
+    view = view_line(session, line, now, zone)
+    data = {
+        "credit_line_id": view.credit_line_id,
+        "status": view.status,
+        "limit_fen": view.limit_fen,
+        "available_fen": view.available_fen,
+        "held_fen": view.held_fen,
+        "outstanding_fen": view.outstanding_fen,
+        "overdue_fen": view.overdue_fen,
+        "bank_code": view.bank_code,
+        "next_due_date": view.next_due_date,
+    }
+    events.emit(session, type_, data, line_recipients(session, line), now)

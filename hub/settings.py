@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     bank_systems: dict[str, dict[str, str]] = {}
     hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
 
+    # Collections (CONTRACT.md §2 Overdue)
+    suspend_after_days_past_due: int = 3
+    report_after_days_past_due: int = 30
+
+    # Schedules of the served deployments (cron in the business zone)
+    settlement_cron: str = "30 23 * * *"
+    collections_cron: str = "0 9 * * *"
+    hold_expiry_cron: str = "0 * * * *"
+
     # Webhooks (CONTRACT.md §3)
     webhook_timeout_seconds: float = 10.0
     webhook_retry_hours: int = 72
