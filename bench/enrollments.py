@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -521,6 +522,7 @@ def main() -> None:
                          str(args.decline_rate), log=log)  # fmt: skip
         running += [bureau, bank]
         if not args.harness:
+            shutil.rmtree(OUT / "prefect", ignore_errors=True)  # a fresh server, no old runs
             running.append(prefect_server(prefect_port, log))
             os.environ.update(prefect_env(prefect_port))
         planned = prepare(args, settings, bureau, bank)

@@ -333,6 +333,14 @@ def query_plans(engine: Engine, window_id: str) -> str:
     return "\n".join(report)
 
 
+def server_settings(engine: Engine) -> dict[str, str]:
+    """The server settings that decide these plans' speed (parallel workers, JIT, cache)."""
+    names = ("server_version", "max_parallel_workers_per_gather", "jit", "shared_buffers",
+             "work_mem")  # fmt: skip
+    with engine.connect() as conn:
+        return {name: str(conn.scalar(text(f"SHOW {name}"))) for name in names}
+
+
 def run_flow(settings: Settings) -> tuple[float, dict[str, dict[str, int]]]:
     """The real settlement flow, under the Prefect server PREFECT_API_URL names."""
     # Imported here: Prefect reads its settings (PREFECT_API_URL) from the environment.
@@ -434,6 +442,7 @@ def worker(rows: int, rounds: int, result: Path) -> None:
         )
         figures["rss_after_compute_mb"] = round(peak_rss_mb(), 1)
         figures["plans"] = query_plans(engine, window_id)
+        figures["postgres"] = server_settings(engine)
         say(f"[{rows:,}] running the flow settle() with {BANKS} bank stand-ins answering")
         started = datetime.now(UTC)
         seconds, outcome = run_flow(settings)
@@ -471,6 +480,10 @@ def problems_of(figures: dict[str, Any]) -> list[str]:
     return found
 
 
+def best_ratio(figures: dict[str, Any]) -> float:
+    return float(min(figures["times"]["compute"]) / min(figures["times"]["bare_aggregate"]))
+
+
 def report(sizes: list[dict[str, Any]], load: float) -> dict[str, Any]:
     def ms(seconds: float | None) -> str:
         return "-" if seconds is None else f"{seconds * 1000:,.0f} ms"
@@ -485,6 +498,7 @@ def report(sizes: list[dict[str, Any]], load: float) -> dict[str, Any]:
         ("bare GROUP BY (median)", [ms(f["bare_seconds"]) for f in sizes]),
         ("  best", [ms(min(f["times"]["bare_aggregate"])) for f in sizes]),
         ("computation / bare", [f"{f['compute_seconds'] / f['bare_seconds']:.2f}x" for f in sizes]),
+        ("  best / best", [f"{best_ratio(f):.2f}x" for f in sizes]),
         ("flow: computing starts", [s(f["flow"]["compute_started"]) for f in sizes]),
         ("flow: first line instructed", [s(f["flow"]["first_instructed"]) for f in sizes]),
         ("flow: all lines instructed", [s(f["flow"]["all_instructed"]) for f in sizes]),
@@ -534,6 +548,7 @@ def report(sizes: list[dict[str, Any]], load: float) -> dict[str, Any]:
             "database": "PostgreSQL",
             "cpus": os.cpu_count(),
             "load_average_at_start": round(load, 2),
+            "postgres": largest["postgres"],
         },
     }
 

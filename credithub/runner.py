@@ -22,17 +22,14 @@ from flows import context
 from hub import clock
 from hub.settings import get_settings
 
-FLOWS = ("enrollment", "webhooks")
+FLOWS = ("enrollment", "webhooks", "settlement", "reconciliation", "collections", "hold-expiry")
 
 
 def _flow(name: str) -> Callable[..., Any]:
-    if name == "enrollment":
-        from flows.enrollment import enroll_pending
+    from flows.serve import schedules
 
-        return enroll_pending
-    from flows.webhooks import deliver_events
-
-    return deliver_events
+    flow_, _schedule, parameters, _description = schedules(get_settings())[name]
+    return lambda: flow_(**parameters)
 
 
 def run_now(name: str, as_of: str | None) -> Any:
@@ -48,8 +45,9 @@ def run_now(name: str, as_of: str | None) -> Any:
             f"the Prefect server at {prefect} does not answer; is `up` running?"
         ) from exc
     os.environ.update(prefect_env(settings, int(prefect.rsplit(":", 1)[1])))
-    if not settings.bank_systems and up.get("bank_systems"):
-        settings = settings.model_copy(update={"bank_systems": up["bank_systems"]})
+    for systems in ("bank_systems", "hospital_systems"):
+        if not getattr(settings, systems) and up.get(systems):
+            settings = settings.model_copy(update={systems: up[systems]})
     context.use(settings)
     if as_of:
         day = date.fromisoformat(as_of)

@@ -28,6 +28,7 @@ from hub.settings import Settings, get_settings
 
 console = Console(stderr=True)
 BIN = Path(sys.executable).parent
+HIS_URL, HIS_KEY = "http://127.0.0.1:8121", "his-dev-key"
 
 
 @dataclass
@@ -50,7 +51,7 @@ def prefect_env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-def plan(settings: Settings, ports: dict[str, int]) -> list[Part]:
+def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]:
     py, api = str(BIN / "python"), f"http://{settings.api_host}:{settings.api_port}"
     parts = [
         Part(
@@ -106,6 +107,32 @@ def plan(settings: Settings, ports: dict[str, int]) -> list[Part]:
         )
     parts += [
         Part("api", [py, "-m", "credithub.cli", "api"], f"{api}/v1/health", f"{api}/docs"),
+        Part(
+            "hospitals",
+            [
+                py,
+                "-m",
+                "simulators.hospital",
+                "--port",
+                HIS_URL.rsplit(":", 1)[1],
+                "--api-key",
+                HIS_KEY,
+                "--hub-url",
+                api,
+                "--bureau-url",
+                settings.bureau_url,
+                "--bureau-key",
+                settings.bureau_api_key,
+                "--partners-file",
+                str(up_file),
+                "--seed",
+                "1",
+                "--rate",
+                str(settings.demo_rate),
+            ],
+            f"{HIS_URL}/_sim/knobs",
+            f"{HIS_URL} (the hospitals' systems, sending demo traffic)",
+        ),
         Part("flows", [py, "-m", "flows.serve"], "", "deployments in the Prefect UI"),
     ]
     return parts
@@ -173,19 +200,32 @@ def run_all() -> None:
         code: {"url": f"http://127.0.0.1:{8111 + i}", "api_key": f"{code.lower()}-dev-key"}
         for i, (code, _) in enumerate(demo.BANKS)
     }
-    settings = settings.model_copy(update={"bank_systems": bank_systems})
+    hospital_systems = settings.hospital_systems or {
+        code: {"url": HIS_URL, "api_key": HIS_KEY} for code, _ in demo.HOSPITALS
+    }
+    settings = settings.model_copy(
+        update={"bank_systems": bank_systems, "hospital_systems": hospital_systems}
+    )
     env = {
         **os.environ,
         **prefect_env(settings, ports["prefect"]),
         "CREDITHUB_HOME": str(home),
         "CREDITHUB_BANK_SYSTEMS": json.dumps(bank_systems),
+        "CREDITHUB_HOSPITAL_SYSTEMS": json.dumps(hospital_systems),
     }
     console.print(
         "[bold]credithub up[/bold]: migrations, then every part (logs in .credithub/logs)"
     )
     migrate.upgrade(settings)
     keys = demo.ensure_partners(settings, previous.get("partner_keys", {}), webhook_url=None)
-    parts = plan(settings, ports)
+    content = {
+        "partner_keys": keys,
+        "bank_systems": bank_systems,
+        "hospital_systems": hospital_systems,
+        "partners": [{"kind": k, "code": c, "name": n} for k, c, n in demo.demo_partners()],
+    }
+    demo.write_up_file(up_file, content)  # the hospitals' stand-in reads it as it starts
+    parts = plan(settings, ports, up_file)
     stopping = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -199,16 +239,7 @@ def run_all() -> None:
             console.print(f"  starting {part.name} ...")
             start(part, env, logs)
             _wait_healthy(part, 90 if part.name == "prefect" else 30)
-        addresses = {p.name: p.address for p in parts}
-        demo.write_up_file(
-            up_file,
-            {
-                "addresses": addresses,
-                "partner_keys": keys,
-                "bank_systems": bank_systems,
-                "partners": [{"kind": k, "code": c, "name": n} for k, c, n in demo.demo_partners()],
-            },
-        )
+        demo.write_up_file(up_file, {"addresses": {p.name: p.address for p in parts}, **content})
         _print_addresses(parts, up_file)
         while not stopping:
             for part in parts:

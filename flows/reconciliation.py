@@ -15,7 +15,7 @@ from flows.partners import partner_systems
 from hub import clock, reconciliation
 from hub.db import unit_of_work
 from models.partner_errors import PartnerError
-from models.tables import Mismatch, SettlementWindow
+from models.tables import Mismatch, SettlementLine, SettlementWindow
 
 
 @task(name="reconcile-hospitals")
@@ -86,9 +86,12 @@ def reconcile(window_id: str | None = None) -> dict[str, str]:
     ctx = hub_context()
     if window_id is None:
         with unit_of_work(ctx.engine, write=False) as session:
-            window_id = session.scalar(
+            window_id = session.scalar(  # the latest window with anything settled in it
                 select(SettlementWindow.id)
-                .where(SettlementWindow.status.in_(("computed", "settled")))
+                .where(
+                    SettlementWindow.status.in_(("computed", "settled")),
+                    SettlementWindow.id.in_(select(SettlementLine.window_id)),
+                )
                 .order_by(SettlementWindow.closed_at.desc(), SettlementWindow.id.desc())
                 .limit(1)
             )

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     bank_systems: dict[str, dict[str, str]] = {}
     hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
 
+    demo_rate: float = 1.0  # actions a second the hospitals' stand-in sends under `up`
+
     # Collections (CONTRACT.md §2 Overdue)
     suspend_after_days_past_due: int = 3
     report_after_days_past_due: int = 30

@@ -31,7 +31,8 @@ def close_window(call: Call, session: Session) -> tuple[int, Any]:
     open_id = windows.current_id(session) or windows.open_window_id(session, call.now)
     # Asked before the window is locked, so captures do not wait on Prefect; the run
     # waits for this window to be closed, and the same window gets the same run.
-    run_id = start_run("settlement/settlement", {"window_id": open_id}, f"settle:{open_id}")
+    parameters = {"window_id": open_id, "close": False}  # the deployment's default closes
+    run_id = start_run("settlement/settlement", parameters, f"settle:{open_id}")
     closed = windows.close_window(session, call.now)
     return 202, {"window_id": closed, "flow_run_id": run_id}
 
