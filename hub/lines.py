@@ -48,6 +48,20 @@ class LineView:
     def available_fen(self) -> int:
         return self.limit_fen - self.held_fen - self.outstanding_fen
 
+    def as_contract(self) -> dict[str, object]:
+        """The line as `GET /v1/credit-lines/{id}` (and its events) show it."""
+        return {
+            "credit_line_id": self.credit_line_id,
+            "status": self.status,
+            "limit_fen": self.limit_fen,
+            "available_fen": self.available_fen,
+            "held_fen": self.held_fen,
+            "outstanding_fen": self.outstanding_fen,
+            "overdue_fen": self.overdue_fen,
+            "bank_code": self.bank_code,
+            "next_due_date": self.next_due_date,
+        }
+
 
 def find_resident(session: Session, vault: Vault, id_number: str) -> Resident | None:
     return session.scalar(
@@ -205,16 +219,5 @@ def line_recipients(session: Session, line: CreditLine) -> set[str]:
 
 def announce(session: Session, line: CreditLine, type_: str, zone: str, now: datetime) -> None:
     """Queue a credit-line event (suspended, reinstated) with the line as GET shows it."""
-    view = view_line(session, line, now, zone)
-    data = {
-        "credit_line_id": view.credit_line_id,
-        "status": view.status,
-        "limit_fen": view.limit_fen,
-        "available_fen": view.available_fen,
-        "held_fen": view.held_fen,
-        "outstanding_fen": view.outstanding_fen,
-        "overdue_fen": view.overdue_fen,
-        "bank_code": view.bank_code,
-        "next_due_date": view.next_due_date,
-    }
+    data = view_line(session, line, now, zone).as_contract()
     events.emit(session, type_, data, line_recipients(session, line), now)

@@ -16,17 +16,7 @@ from models.tables import Authorization, Refund, Repayment, Visit
 
 
 def credit_line(view: LineView) -> dict[str, Any]:
-    return {
-        "credit_line_id": view.credit_line_id,
-        "status": view.status,
-        "limit_fen": view.limit_fen,
-        "available_fen": view.available_fen,
-        "held_fen": view.held_fen,
-        "outstanding_fen": view.outstanding_fen,
-        "overdue_fen": view.overdue_fen,
-        "bank_code": view.bank_code,
-        "next_due_date": view.next_due_date,
-    }
+    return view.as_contract()
 
 
 def eligibility(result: Eligibility) -> dict[str, Any]:
