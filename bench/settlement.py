@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, event, func, select, text
 
 from hub import clock, migrate, partners, settlement, windows
 from hub.db import dispose_engines, get_engine, new_session, unit_of_work
@@ -66,6 +67,7 @@ ADMIN_URL = os.environ.get(
 DATABASE = "credithub_bench_settlement"
 SECRET = "credithub-bench-secret"
 BANK_KEY = "bench-bank-key"
+PREFECT_HOME = OUT / "prefect-settlement"  # this bench's own server, fresh each run
 BANKS, HOSPITALS, LINES_PER_BANK = 5, 50, 100
 REFUND_EVERY = 32  # one visit in 32 (about 3%) has a refund
 LOAD_CHUNK = 250_000
@@ -178,7 +180,7 @@ def children() -> Iterator[list[Child]]:
 
 def prefect_env(port: int) -> dict[str, str]:
     return {
-        "PREFECT_HOME": str(OUT / "prefect-settlement"),
+        "PREFECT_HOME": str(PREFECT_HOME),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
@@ -318,19 +320,42 @@ def heap_peak_mb(action: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
-def query_plans(engine: Engine, window_id: str) -> str:
-    """EXPLAIN ANALYZE of the compute statement and of the bare aggregate (rolled back)."""
-    compute_sql = str(settlement._COMPUTE_LINES)
+def caught_statements(engine: Engine, action: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements reading the captures that `action` sends, with their parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def catch(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "visits" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", catch)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", catch)
+    return sent
+
+
+def query_plans(engine: Engine, settings: Settings, window_id: str) -> str:
+    """EXPLAIN ANALYZE of compute's statements over the captures and of the bare aggregate.
+
+    The statements are caught as they are sent, so the plans follow hub/settlement.py.
+    """
+    named = [
+        (f"as sent by {name}", statement, parameters)
+        for name, action in (
+            ("hub.settlement.compute", lambda: time_compute(engine, settings, window_id)),
+            ("the bare aggregate", lambda: time_bare_aggregate(engine, window_id)),
+        )
+        for statement, parameters in caught_statements(engine, action)
+    ]
     report = []
-    for name, sql, params in (
-        ("compute (INSERT ... SELECT)", compute_sql, {"window": window_id, "previous": ""}),
-        ("bare aggregate", str(BARE_AGGREGATE), {"w": window_id}),
-    ):
-        with engine.connect() as conn:
-            plan = conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"), params).scalars()
-            report.append(f"-- {name}\n" + "\n".join(plan) + "\n")
+    for name, statement, parameters in named:
+        with engine.connect() as conn:  # rolled back: EXPLAIN ANALYZE runs an INSERT for real
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
+            report.append(f"-- {name}:\n{statement.strip()}\n\n" + "\n".join(plan.scalars()))
             conn.rollback()
-    return "\n".join(report)
+    return "\n\n".join(report) + "\n"
 
 
 def server_settings(engine: Engine) -> dict[str, str]:
@@ -441,7 +466,7 @@ def worker(rows: int, rounds: int, result: Path) -> None:
             heap_peak_mb(lambda: time_compute(engine, settings, window_id)), 3
         )
         figures["rss_after_compute_mb"] = round(peak_rss_mb(), 1)
-        figures["plans"] = query_plans(engine, window_id)
+        figures["plans"] = query_plans(engine, settings, window_id)
         figures["postgres"] = server_settings(engine)
         say(f"[{rows:,}] running the flow settle() with {BANKS} bank stand-ins answering")
         started = datetime.now(UTC)
@@ -576,6 +601,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with (OUT / "settlement-prefect.log").open("wb") as log, children() as running:
         say("starting a local Prefect server")
+        shutil.rmtree(PREFECT_HOME, ignore_errors=True)  # no runs from earlier benches
         running.append(prefect_server(port, log))
         wait_until_up(running[-1], timeout=120)
         for rows in sizes:

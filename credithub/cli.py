@@ -218,6 +218,61 @@ def run_flow(
     print(json.dumps(result, default=str))
 
 
+@app.command("demo")
+def demo_days(
+    days: int = typer.Option(7, "--days", min=1, help="business days to simulate"),
+    visits_per_day: int = typer.Option(30, "--visits-per-day", min=0, help="patients a day"),
+    enrolments_per_day: int = typer.Option(
+        None, "--enrolments-per-day", min=0, help="default: a third of the visits, plus two"
+    ),
+    repayment_window_days: int = typer.Option(
+        2, "--repayment-window-days", min=2, help="days to repay (the hub's default is 15)"
+    ),
+    database_url: str = typer.Option(
+        None, "--database-url", help="a database of its own (emptied first); default SQLite"
+    ),
+    seed: int = typer.Option(1, help="the same seed replays the same residents and care"),
+) -> None:
+    """Fast-forward N business days (enrolment, care, repayments, collections, settlement)."""
+    from credithub import demo_days as sim
+    from credithub import demo_report
+
+    settings = get_settings()
+    options = sim.Options(
+        days, visits_per_day, enrolments_per_day, repayment_window_days, database_url, seed
+    )
+    err.print(
+        f"[bold]credithub demo[/bold]: {days} days from today (weekends included), "
+        f"in {Path(settings.home) / 'demo-days'}; repayment window {repayment_window_days} days"
+    )
+    with Progress(
+        TextColumn("simulating days"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task("days", total=days)
+        try:
+            summary = sim.run_demo(settings, options, on_day=lambda _row: bar.advance(task))
+        except RuntimeError as exc:
+            bar.stop()
+            _fail(str(exc))
+            return
+    err.print(f"Prefect: {summary.prefect}")
+    wide = None if sys.stdout.isatty() else 150  # piped: no terminal to squeeze the table into
+    Console(width=wide).print(demo_report.summary_table(summary))
+    demo_report.write_summary(Path(settings.home) / "demo-days" / "summary.json", summary)
+    for failure in summary.failures:
+        err.print(f"[red]BOOKS OFF:[/red] {failure}")
+    if not summary.books_ok:
+        raise typer.Exit(1)
+    err.print(
+        f"[green]books balance[/green]: trial balance {summary.trial_balance_fen} fen; "
+        "every settlement window settled"
+    )
+
+
 @recon_app.command("list")
 def recon_list(status: str = typer.Option("open", help="open or resolved")) -> None:
     """The mismatches reconciliation found, newest first."""

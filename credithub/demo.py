@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import clock, partners
-from hub.db import unit_of_work
+from hub.db import get_engine, unit_of_work
 from hub.personal_data import get_vault
 from hub.settings import Settings
 from models.tables import Partner
@@ -43,7 +43,7 @@ def ensure_partners(
 ) -> dict[str, str]:
     """API keys by partner code: the known ones, plus new partners or new keys as needed."""
     vault, keys = get_vault(settings), dict(known)
-    with unit_of_work() as session:
+    with unit_of_work(get_engine(settings)) as session:
         for kind, code, name in demo_partners():
             exists = session.query(Partner).filter(Partner.code == code).one_or_none()
             if exists is None:

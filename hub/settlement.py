@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import events, ledger
@@ -26,19 +26,17 @@ from models.tables import Partner, SettlementBatch, SettlementLine, SettlementWi
 __all__ = ["SettlementBatch"]
 
 # Captures and refunds of the window, and the negative nets carried from the
-# window before, summed per bank and hospital in the database.
-_COMPUTE_LINES = text("""
-INSERT INTO settlement_lines
-    (window_id, bank_id, hospital_id, captured_fen, refunded_fen, carried_in_fen, net_fen, status)
-SELECT :window, bank_id, hospital_id, SUM(captured), SUM(refunded), SUM(carried),
-       SUM(captured) - SUM(refunded) + SUM(carried),
-       CASE WHEN SUM(captured) - SUM(refunded) + SUM(carried) > 0 THEN 'pending' ELSE 'carried' END
+# window before, summed per bank and hospital in the database. A plain SELECT
+# (PostgreSQL runs no statement that writes in parallel), each source summed on
+# its own so that only a few hundred rows reach the outer GROUP BY.
+_SUM_LINES = text("""
+SELECT bank_id, hospital_id, SUM(captured), SUM(refunded), SUM(carried)
 FROM (
-    SELECT bank_id, hospital_id, captured_fen AS captured, 0 AS refunded, 0 AS carried
-      FROM visits WHERE settlement_window_id = :window
+    SELECT bank_id, hospital_id, SUM(captured_fen) AS captured, 0 AS refunded, 0 AS carried
+      FROM visits WHERE settlement_window_id = :window GROUP BY bank_id, hospital_id
     UNION ALL
-    SELECT bank_id, hospital_id, 0, amount_fen, 0
-      FROM refunds WHERE settlement_window_id = :window
+    SELECT bank_id, hospital_id, 0, SUM(amount_fen), 0
+      FROM refunds WHERE settlement_window_id = :window GROUP BY bank_id, hospital_id
     UNION ALL
     SELECT bank_id, hospital_id, 0, 0, net_fen
       FROM settlement_lines WHERE window_id = :previous AND status = 'carried' AND net_fen < 0
@@ -72,25 +70,46 @@ def compute(session: Session, window_id: str, zone: str, now: datetime) -> bool:
     previous = window.previous_window_id
     if previous is not None:
         compute(session, previous, zone, now)  # carried nets come from the window before
-    session.execute(_COMPUTE_LINES, {"window": window_id, "previous": previous or ""})
-    paying_banks = session.scalars(
-        select(SettlementLine.bank_id)
-        .where(SettlementLine.window_id == window_id, SettlementLine.status == "pending")
-        .distinct()
-    ).all()
-    for bank_id in paying_banks:  # a bank with nothing to pay gets no batch
-        batch_id = new_id("stl")
-        session.add(
-            SettlementBatch(
-                id=batch_id, window_id=window_id, bank_id=bank_id, status="pending", created_at=now
-            )
-        )
-        session.flush()
+    sums = session.execute(_SUM_LINES, {"window": window_id, "previous": previous or ""}).all()
+    lines = [
+        {
+            "window_id": window_id,
+            "bank_id": bank_id,
+            "hospital_id": hospital_id,
+            "captured_fen": int(captured),
+            "refunded_fen": int(refunded),
+            "carried_in_fen": int(carried),
+            "net_fen": int(captured - refunded + carried),
+        }
+        for bank_id, hospital_id, captured, refunded, carried in sums
+    ]
+    paying_banks = sorted({line["bank_id"] for line in lines if line["net_fen"] > 0})
+    batches = {bank_id: new_id("stl") for bank_id in paying_banks}  # none for a bank not paying
+    if batches:
         session.execute(
-            update(SettlementLine)
-            .where(SettlementLine.window_id == window_id, SettlementLine.bank_id == bank_id)
-            .values(batch_id=batch_id)
-            .execution_options(synchronize_session=False)
+            insert(SettlementBatch),
+            [
+                {
+                    "id": batch_id,
+                    "window_id": window_id,
+                    "bank_id": bank_id,
+                    "status": "pending",
+                    "created_at": now,
+                }
+                for bank_id, batch_id in batches.items()
+            ],
+        )
+    if lines:
+        session.execute(
+            insert(SettlementLine),
+            [
+                {
+                    **line,
+                    "batch_id": batches.get(line["bank_id"]),
+                    "status": "pending" if line["net_fen"] > 0 else "carried",
+                }
+                for line in lines
+            ],
         )
     window.status = "computed" if paying_banks else "settled"
     window.settled_at = None if paying_banks else now

@@ -1,0 +1,62 @@
+"""`credithub demo --days N`: a fast-forwarded world of its own, settled every night,
+with the books at zero at the end and no personal data in what it prints or logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from credithub.cli import app
+from hub import clock
+from hub.settings import get_settings
+
+ID_NUMBER = re.compile(r"\d{17}[\dX]")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A CREDITHUB_HOME of its own, with no `up` running in it."""
+    monkeypatch.setenv("CREDITHUB_HOME", str(tmp_path))
+    monkeypatch.delenv("CREDITHUB_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+    clock.set_now(None)
+
+
+def test_three_days_settle_each_night_and_the_books_balance(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    result = CliRunner().invoke(app, ["demo", "--days", "3", "--visits-per-day", "5"])
+    assert result.exit_code == 0, result.output
+    assert "books balance" in result.output and "temporary Prefect server" in result.output
+
+    summary = json.loads((home / "demo-days" / "summary.json").read_text())
+    assert summary["books_ok"] and summary["trial_balance_fen"] == 0 and summary["failures"] == []
+    days = summary["days"]
+    assert len(days) == 3
+    assert all(d["day"] in result.output for d in days)  # a table row a day
+    assert sum(d["approved"] for d in days) > 0 and sum(d["visits"] for d in days) > 0
+    for d in days:
+        assert d["window_status"] == "settled"  # settlement with close, every night
+        # Every capture and refund of the day falls into that night's window.
+        assert d["settled_fen"] == d["captured_fen"] - d["refunded_fen"]
+        assert d["open_mismatches"] == 0  # the hospitals' and banks' lists agree
+    assert sum(d["repaid_fen"] for d in days) > 0
+    assert (home / "demo-days" / "credithub.db").exists()
+    assert not (home / "credithub.db").exists()  # the hub's own database is left alone
+
+    for text in (result.output, caplog.text, json.dumps(summary)):
+        assert not ID_NUMBER.search(text)  # no identity number printed or logged
+
+
+def test_the_days_must_be_at_least_one(home: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--days", "0"])
+    assert result.exit_code == 2
