@@ -163,16 +163,17 @@ class Crash(BaseException):
     """The flow's process dies here: nothing after this point runs."""
 
 
-@pytest.mark.parametrize("crash_at", ["before_call", "after_call"])
+@pytest.mark.parametrize(
+    "crash_at", ["after_compute", "before_call", "after_call", "after_confirm"]
+)
 def test_a_rerun_after_a_crash_pays_each_line_exactly_once(
-    stage: Stage, prefect_harness: None, crash_at: str
+    stage: Stage, prefect_harness: None, crash_at: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(3):
         stage.visit("h1", "B1", 1_000 + n, f"{crash_at}{n}")
         stage.visit("h2", "B1", 2_000 + n, f"{crash_at}h2{n}")
     stage.world.post("op", "/v1/settlement-windows/close", {})
-    systems = partner_systems(stage.world.settings)
-    client = systems.bank_client("B1")
+    client = partner_systems(stage.world.settings).bank_client("B1")
     real_pay = client.pay
 
     def dying_pay(**kwargs: Any) -> Any:
@@ -181,12 +182,22 @@ def test_a_rerun_after_a_crash_pays_each_line_exactly_once(
         real_pay(**kwargs)
         raise Crash  # the bank paid, but we die before recording it
 
-    client.pay = dying_pay  # type: ignore[method-assign]
-    try:
+    def dying_after(step: Any) -> Any:
+        def run_then_die(*args: Any, **kwargs: Any) -> Any:
+            step(*args, **kwargs)
+            raise Crash
+
+        return run_then_die
+
+    with monkeypatch.context() as patched:
+        if crash_at in ("before_call", "after_call"):
+            patched.setattr(client, "pay", dying_pay)
+        elif crash_at == "after_compute":  # lines recorded, nothing instructed yet
+            patched.setattr(settlement, "orders", dying_after(settlement.orders))
+        else:  # the bank paid and the line is settled, but the batch is not rolled up
+            patched.setattr(settlement, "confirm", dying_after(settlement.confirm))
         with pytest.raises(Crash):
             settle()
-    finally:
-        client.pay = real_pay  # type: ignore[method-assign]
     assert settle() != {}  # the rerun finishes
     batch = stage.settlements("op")[0]
     assert batch["status"] == "settled" and all(ln["status"] == "settled" for ln in batch["lines"])
