@@ -149,7 +149,7 @@ class PartnerClient:
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
             wait=wait_exponential_jitter(
-                initial=policy.first_wait_s, max=policy.max_wait_s, jitter=policy.first_wait_s
+                multiplier=policy.first_wait_s, max=policy.max_wait_s, jitter=policy.first_wait_s
             ),
             retry=retry_if_exception_type(_Transient),
             before_sleep=lambda state: self._note_retry(operation, method, path, state),
