@@ -129,17 +129,28 @@ def _artifacts(window_id: str) -> None:
         rows = settlement.window_report(session, window_id)
     paid = sum(r["net_fen"] for r in rows if r["status"] == "settled")
     owed = sum(r["net_fen"] for r in rows if r["status"] in ("pending", "instructed"))
-    failed = [r for r in rows if r["status"] == "failed"]
+    carried = sum(r["net_fen"] for r in rows if r["status"] == "carried")
+    per_bank: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        per_bank[r["bank_code"]][r["status"]] += r["net_fen"]
+    banks = "".join(
+        f"| {bank} | {t['settled'] / 100:,.2f} | {(t['pending'] + t['instructed']) / 100:,.2f} "
+        f"| {t['failed'] / 100:,.2f} | {t['carried'] / 100:,.2f} |\n"
+        for bank, t in sorted(per_bank.items())
+    )
+    failed = "".join(
+        f"- failed: {r['bank_code']} → {r['hospital_code']}: {r['last_error']}\n"
+        for r in rows
+        if r["status"] == "failed"
+    )
     create_markdown_artifact(
         key="settlement-summary",
         markdown=(
             f"## Settlement of window `{window_id}`\n\n"
-            f"- lines: {len(rows)}; paid: **{paid / 100:,.2f} yuan**; "
-            f"still to pay: {owed / 100:,.2f} yuan; failed: {len(failed)}\n"
-            + "".join(
-                f"- failed: {r['bank_code']} → {r['hospital_code']}: {r['last_error']}\n"
-                for r in failed
-            )
+            f"{len(rows)} lines; paid **{paid / 100:,.2f} yuan**; still to pay "
+            f"{owed / 100:,.2f}; carried to the next window {carried / 100:,.2f}\n\n"
+            "| bank | paid (yuan) | to pay | failed | carried |\n|---|---:|---:|---:|---:|\n"
+            f"{banks}\n{failed}"
         ),
         description=f"settlement of {window_id}",
     )
