@@ -18,26 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
-import uvicorn
 from sqlalchemy import func, select
 
 from credithub.demo import demo_partners, read_up_file
 from credithub.demo_desks import Desks, Tally, set_clock
 from credithub.demo_report import DayRow, Summary
 from credithub.supervisor import prefect_env
+from credithub.threaded_server import serve
 from hub import clock, migrate, partners, reconciliation, settlement
 from hub.db import get_engine, unit_of_work
 from hub.personal_data import get_vault
@@ -70,28 +67,6 @@ class Options:
 
 
 # Stand-ins and Prefect -------------------------------------------------------------------------
-
-
-@contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve a stand-in's ASGI app on a free loopback port in a thread; yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("a stand-in did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager
@@ -274,17 +249,13 @@ def _world(
     from flows import context
 
     knobs = credit_bureau.Knobs(seed=options.seed)
-    urls = {
-        "bureau": stack.enter_context(
-            serve_in_thread(credit_bureau.create_app(STAND_IN_KEY, knobs))
-        )
-    }
+    urls = {"bureau": stack.enter_context(serve(credit_bureau.create_app(STAND_IN_KEY, knobs)))}
     for code in ("XMBANK", "XMRCB"):
         bank_knobs = bank.BankKnobs(seed=options.seed, decline_rate=0.05)
-        urls[code] = stack.enter_context(serve_in_thread(bank.create_app(STAND_IN_KEY, bank_knobs)))
+        urls[code] = stack.enter_context(serve(bank.create_app(STAND_IN_KEY, bank_knobs)))
     codes = [code for kind, code, _ in demo_partners() if kind == "hospital"]
     his = hospital.create_app(STAND_IN_KEY, hospital.HospitalKnobs(seed=options.seed), codes)
-    urls["his"] = stack.enter_context(serve_in_thread(his))
+    urls["his"] = stack.enter_context(serve(his))
     settings = demo_settings(main, home, options, urls)
     fresh_database(settings, main)
     keys = add_partners(settings)
