@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from support import (  # bench/support.py (bench/ is on the path: run as a script)
+    OUT,
+    ROOT,
+    SECRET,
+    free_port,
+    fresh_database,
+    say,
+)
 
 from hub import clock, migrate, partners
 from hub.db import dispose_engines, get_engine, unit_of_work
@@ -38,14 +45,8 @@ from hub.personal_data import get_vault
 from hub.settings import Settings
 from hub.visits import open_visit
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / ".credithub" / "bench"
 LUA = ROOT / "bench" / "holds.lua"
-ADMIN_URL = os.environ.get(
-    "CREDITHUB_BENCH_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 DATABASE = "credithub_bench"
-SECRET = "credithub-bench-secret"
 ENDPOINTS = ("trivial", "bare", "authorizations")
 LABELS = {"trivial": "trivial endpoint", "bare": "bare hold", "authorizations": "authorizations"}
 
@@ -63,22 +64,7 @@ class Result:
     server_cpu_ms: float | None  # the server process's CPU time per request
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --- the database ------------------------------------------------------------------
-
-
-def fresh_database() -> str:
-    """Drop and recreate the scratch database; returns its URL."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = admin.url.set(database=DATABASE).render_as_string(hide_password=False)
-    admin.dispose()
-    return url
 
 
 def seed(settings: Settings, lines: int) -> tuple[str, list[tuple[str, str, str]]]:
@@ -122,12 +108,6 @@ def check_books(settings: Settings) -> str:
 
 
 # --- the server and the load ----------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn_server(database_url: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -307,7 +287,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     say(f"load average {load:.2f} on {os.cpu_count()} CPUs (other work here skews the figures)")
     say(f"preparing database {DATABASE}: migrations, {args.lines} lines with one open visit each")
-    database_url = fresh_database()
+    database_url = fresh_database(DATABASE)
     settings = Settings(home=OUT, database_url=database_url, secret_key=SECRET)
     migrate.upgrade(settings)
     key, rows = seed(settings, args.lines)

@@ -30,8 +30,6 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,7 +41,21 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, event, func, select
+from support import (  # bench/support.py (bench/ is on the path: run as a script)
+    OUT,
+    ROOT,
+    SECRET,
+    Child,
+    children,
+    free_port,
+    fresh_database,
+    prefect_env,
+    prefect_server,
+    say,
+    spawn,
+    wait_until_up,
+)
 
 from hub import clock, enrollment, migrate, partners
 from hub.db import dispose_engines, get_engine, unit_of_work
@@ -52,13 +64,7 @@ from hub.settings import Settings
 from models.tables import CreditLine, Enrollment, Event
 from simulators.knobs import stable_fraction
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / ".credithub" / "bench"
-ADMIN_URL = os.environ.get(
-    "CREDITHUB_BENCH_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 DATABASE = "credithub_bench_enrollments"
-SECRET = "credithub-bench-secret"
 BUREAU_KEY, BANK_KEY, BANK_CODE = "bench-bureau-key", "bench-bank-key", "BENCH-BANK"
 TARGET_COUNT, TARGET_SECONDS = 10_000, 120.0
 
@@ -68,10 +74,6 @@ MINORS, UNKNOWN, WRONG_NAME, DISHONEST = 0.02, 0.02, 0.02, 0.03
 REGIONS = ("350203", "350102", "350104", "110101", "310101", "440305", "510104")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国志红玉文斌浩宇晨欣怡子轩"
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the residents -----------------------------------------------------------------
@@ -151,17 +153,6 @@ def pin_records(bureau_url: str, people: Sequence[Resident], workers: int = 16) 
 
 
 # --- the database ------------------------------------------------------------------
-
-
-def fresh_database() -> str:
-    """Drop and recreate the scratch database; returns its URL."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = admin.url.set(database=DATABASE).render_as_string(hide_password=False)
-    admin.dispose()
-    return url
 
 
 def seed_partners(settings: Settings) -> str:
@@ -244,83 +235,12 @@ def verify(settings: Settings, planned: dict[str, Resident], bank_seed: int,
 # --- child processes -------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    health_url: str
-
-
-def spawn(name: str, command: list[str], env: dict[str, str], health_url: str,
-          log: IO[bytes]) -> Child:  # fmt: skip
-    # Its own process group, so that stopping it stops whatever it started too.
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    return Child(name, process, health_url)
-
-
-def wait_until_up(child: Child, timeout: float = 60, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise SystemExit(f"{child.name} exited with {child.process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(child.health_url, headers=headers, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{child.name} did not come up within {timeout:g} s")
-
-
-def stop(child: Child) -> None:
-    if child.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.process.pid, signal.SIGTERM)
-        try:
-            child.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
-
-
-@contextlib.contextmanager
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    try:
-        yield started
-    finally:
-        for child in reversed(started):
-            stop(child)
-
-
 def simulator(module: str, port: int, key: str, args: argparse.Namespace, *extra: str,
               log: IO[bytes]) -> Child:  # fmt: skip
     command = [sys.executable, "-m", f"simulators.{module}", "--port", str(port),
                "--api-key", key, "--seed", str(args.seed), "--latency-ms",
                str(args.latency_ms), *extra]  # fmt: skip
     return spawn(module, command, {}, f"http://127.0.0.1:{port}/_sim/knobs", log)
-
-
-def prefect_env(port: int) -> dict[str, str]:
-    return {
-        "PREFECT_HOME": str(OUT / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-def prefect_server(port: int, log: IO[bytes]) -> Child:
-    command = [str(Path(sys.executable).parent / "prefect"), "server", "start",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    return spawn("prefect server", command, prefect_env(port),
-                 f"http://127.0.0.1:{port}/api/health", log)  # fmt: skip
 
 
 # --- CPU accounting (Linux /proc) --------------------------------------------------
@@ -513,7 +433,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     say(f"load average {load:.2f} on {os.cpu_count()} CPUs (other work here skews the figures)")
     bureau_port, bank_port, prefect_port = free_port(), free_port(), free_port()
-    settings = wired_settings(args, fresh_database(), bureau_port, bank_port)
+    settings = wired_settings(args, fresh_database(DATABASE), bureau_port, bank_port)
     with (OUT / "enrollments.log").open("wb") as log, children() as running:
         say(f"starting the stand-ins (latency {args.latency_ms} ms) and "
             f"{'' if args.harness else 'a local Prefect server'}")  # fmt: skip
@@ -523,8 +443,8 @@ def main() -> None:
         running += [bureau, bank]
         if not args.harness:
             shutil.rmtree(OUT / "prefect", ignore_errors=True)  # a fresh server, no old runs
-            running.append(prefect_server(prefect_port, log))
-            os.environ.update(prefect_env(prefect_port))
+            running.append(prefect_server(prefect_port, log, OUT / "prefect"))
+            os.environ.update(prefect_env(prefect_port, OUT / "prefect"))
         planned = prepare(args, settings, bureau, bank)
         dispose_engines()
         with contextlib.ExitStack() as stack:

@@ -31,26 +31,35 @@ DATABASE; default postgresql+psycopg://root@127.0.0.1:5432/test).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, event, func, select, text
+from support import (  # bench/support.py (bench/ is on the path: run as a script)
+    OUT,
+    ROOT,
+    SECRET,
+    Child,
+    children,
+    free_port,
+    fresh_database,
+    prefect_env,
+    prefect_server,
+    say,
+    spawn,
+    wait_until_up,
+)
 
 from hub import clock, migrate, partners, settlement, windows
 from hub.db import dispose_engines, get_engine, new_session, unit_of_work
@@ -59,13 +68,7 @@ from hub.personal_data import get_vault
 from hub.settings import Settings
 from models.tables import SettlementBatch, SettlementLine, SettlementWindow
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / ".credithub" / "bench"
-ADMIN_URL = os.environ.get(
-    "CREDITHUB_BENCH_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
 DATABASE = "credithub_bench_settlement"
-SECRET = "credithub-bench-secret"
 BANK_KEY = "bench-bank-key"
 PREFECT_HOME = OUT / "prefect-settlement"  # this bench's own server, fresh each run
 BANKS, HOSPITALS, LINES_PER_BANK = 5, 50, 100
@@ -109,89 +112,12 @@ SELECT 'ref_' || substr(id, 5), id, hospital_id, bank_id, 'R' || his_visit_id, '
 """)
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- child processes ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    health_url: str
-
-
-def spawn(name: str, command: list[str], env: dict[str, str], health_url: str,
-          log: IO[bytes] | None) -> Child:  # fmt: skip
-    # Its own process group, so that stopping it stops whatever it started too
-    # (and a Ctrl-C reaches only this process, which then stops it in order).
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log,
-                               stderr=subprocess.STDOUT if log else None,
-                               start_new_session=True)  # fmt: skip
-    return Child(name, process, health_url)
-
-
-def wait_until_up(child: Child, timeout: float = 60, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise SystemExit(f"{child.name} exited with {child.process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(child.health_url, headers=headers, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{child.name} did not come up within {timeout:g} s")
-
-
-def stop(child: Child) -> None:
-    if child.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.process.pid, signal.SIGTERM)
-        try:
-            child.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
-
-
-@contextlib.contextmanager
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    try:
-        yield started
-    finally:
-        for child in reversed(started):
-            stop(child)
-
-
-def prefect_env(port: int) -> dict[str, str]:
-    return {
-        "PREFECT_HOME": str(PREFECT_HOME),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-def prefect_server(port: int, log: IO[bytes]) -> Child:
-    command = [str(Path(sys.executable).parent / "prefect"), "server", "start",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    return spawn("prefect server", command, prefect_env(port),
-                 f"http://127.0.0.1:{port}/api/health", log)  # fmt: skip
 
 
 def bank_stand_in(code: str, port: int, log: IO[bytes]) -> Child:
@@ -201,17 +127,6 @@ def bank_stand_in(code: str, port: int, log: IO[bytes]) -> Child:
 
 
 # --- the data ----------------------------------------------------------------------
-
-
-def fresh_database() -> str:
-    """Drop and recreate the scratch database; returns its URL."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = admin.url.set(database=DATABASE).render_as_string(hide_password=False)
-    admin.dispose()
-    return url
 
 
 def bank_codes() -> list[str]:
@@ -435,7 +350,7 @@ def worker(rows: int, rounds: int, result: Path) -> None:
     """Everything for one size; its own process, so that ru_maxrss is this size's alone."""
     ports = {code: free_port() for code in bank_codes()}
     settings = Settings(
-        home=OUT, database_url=fresh_database(), secret_key=SECRET,
+        home=OUT, database_url=fresh_database(DATABASE), secret_key=SECRET,
         bank_systems={c: {"url": f"http://127.0.0.1:{p}", "api_key": BANK_KEY}
                       for c, p in ports.items()},
     )  # fmt: skip
@@ -602,14 +517,14 @@ def main() -> None:
     with (OUT / "settlement-prefect.log").open("wb") as log, children() as running:
         say("starting a local Prefect server")
         shutil.rmtree(PREFECT_HOME, ignore_errors=True)  # no runs from earlier benches
-        running.append(prefect_server(port, log))
+        running.append(prefect_server(port, log, PREFECT_HOME))
         wait_until_up(running[-1], timeout=120)
         for rows in sizes:
             result = OUT / f"settlement-{rows}.json"
             result.unlink(missing_ok=True)
             command = [sys.executable, str(Path(__file__).resolve()), "--rows", str(rows),
                        "--rounds", str(args.rounds), "--worker", str(result)]  # fmt: skip
-            one = spawn(f"worker {rows}", command, prefect_env(port), "", None)
+            one = spawn(f"worker {rows}", command, prefect_env(port, PREFECT_HOME), "", None)
             running.append(one)
             if one.process.wait() != 0:
                 raise SystemExit(f"the run at {rows:,} rows failed ({one.process.returncode})")

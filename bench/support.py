@@ -1,0 +1,117 @@
+"""What the benchmarks share: messages, a scratch database, child processes
+(each in its own process group, always stopped), and a Prefect server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from credithub.threaded_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / ".credithub" / "bench"
+ADMIN_URL = os.environ.get(
+    "CREDITHUB_BENCH_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+SECRET = "credithub-bench-secret"
+
+__all__ = ["ADMIN_URL", "OUT", "ROOT", "SECRET", "free_port"]
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fresh_database(name: str) -> str:
+    """Drop and recreate a scratch database; returns its URL."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    admin.dispose()
+    return url
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    health_url: str
+
+
+def spawn(
+    name: str, command: list[str], env: dict[str, str], health_url: str, log: IO[bytes] | None
+) -> Child:
+    # Its own process group, so that stopping it stops whatever it started too
+    # (and a Ctrl-C reaches only the bench, which then stops it in order).
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+        start_new_session=True,
+    )
+    return Child(name, process, health_url)
+
+
+def wait_until_up(child: Child, timeout: float = 60, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise SystemExit(f"{child.name} exited with {child.process.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(child.health_url, headers=headers, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{child.name} did not come up within {timeout:g} s")
+
+
+def stop(child: Child) -> None:
+    if child.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.process.pid, signal.SIGTERM)
+        try:
+            child.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+@contextlib.contextmanager
+def children() -> Iterator[list[Child]]:
+    started: list[Child] = []
+    try:
+        yield started
+    finally:
+        for child in reversed(started):
+            stop(child)
+
+
+def prefect_env(port: int, home: Path) -> dict[str, str]:
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def prefect_server(port: int, log: IO[bytes], home: Path) -> Child:
+    command = [str(Path(sys.executable).parent / "prefect"), "server", "start",
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    health = f"http://127.0.0.1:{port}/api/health"
+    return spawn("prefect server", command, prefect_env(port, home), health, log)
