@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from credithub.demo import BANKS, HOSPITALS
 from hub import clock
-from simulators.hospital import adult_id_number, hold_amount, make_bill, phone_number
+from simulators.hospital_traffic import adult_id_number, hold_amount, make_bill, phone_number
 
 HABITS = ("prompt", "on_due", "late")  # how a resident repays the bank
 HABIT_WEIGHTS = (0.4, 0.35, 0.25)

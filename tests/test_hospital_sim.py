@@ -19,8 +19,9 @@ import pytest
 from flows import context
 from flows.enrollment import enroll_pending
 from hub.settings import Settings
-from simulators import bank, credit_bureau, hospital
-from simulators.hospital import DriverConfig, HospitalKnobs, Partners
+from simulators import bank, credit_bureau, hospital, hospital_traffic
+from simulators.hospital_books import HospitalKnobs, Partners
+from simulators.hospital_traffic import DriverConfig
 from tests.conftest import make_world
 from tests.live import live_server, serve
 
@@ -145,9 +146,9 @@ def test_the_residents_and_bills_are_valid_and_fixed_by_the_seed() -> None:
 
     def draw(seed: int) -> list[Any]:
         rng = random.Random(seed)
-        numbers = [hospital.adult_id_number(rng, today) for _ in range(200)]
+        numbers = [hospital_traffic.adult_id_number(rng, today) for _ in range(200)]
         bills = [
-            hospital.make_bill(rng, f"B{n}", rng.choice(["outpatient", "inpatient"]), held)
+            hospital_traffic.make_bill(rng, f"B{n}", rng.choice(["outpatient", "inpatient"]), held)
             for n, held in enumerate(rng.randint(0, 500_000) for _ in range(200))
         ]
         return [numbers, bills]
@@ -164,7 +165,7 @@ def test_the_residents_and_bills_are_valid_and_fixed_by_the_seed() -> None:
         assert sum(i["amount_fen"] for i in bill["items"]) == bill["total_fen"]
         assert all(i["amount_fen"] >= 0 for i in bill["items"]) and bill["items"]
     rng = random.Random(5)
-    holds = [hospital.hold_amount(rng, "outpatient", None) for _ in range(500)]
+    holds = [hospital_traffic.hold_amount(rng, "outpatient", None) for _ in range(500)]
     assert min(holds) >= 5_000 and max(holds) <= 200_000
 
 
