@@ -69,7 +69,7 @@ def api(
 @app.command()
 def up() -> None:
     """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
-    from credithub.serve import run_all
+    from credithub.supervisor import run_all
 
     run_all()
 

@@ -1,4 +1,4 @@
-"""Starting the parts: the API server, and `up`, which runs everything."""
+"""Running the API server (`credithub api`; `up` starts it as one of its parts)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,3 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
         log_level="warning",
         access_log=False,
     )
-
-
-def run_all() -> None:
-    """Everything: see credithub.supervisor."""
-    from credithub.supervisor import run_all as supervise
-
-    supervise()

@@ -216,8 +216,3 @@ def get_repayment(session: Session, bank_id: str, repayment_id: str) -> Repaymen
     if repayment is None or repayment.bank_id != bank_id:
         raise not_found("repayment", repayment_id)
     return repayment
-
-
-def line_outstanding(session: Session, line_id: str) -> int:
-    value = session.scalar(select(CreditLine.outstanding_fen).where(CreditLine.id == line_id))
-    return int(value or 0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, text
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -139,12 +139,6 @@ def differences(stored: StoredOutcome, method: str, path: str, body: Any) -> lis
         keys = sorted(set(stored.request_body) | set(body))
         return [k for k in keys if stored.request_body.get(k, ...) != body.get(k, ...)]
     return ["body"]
-
-
-def purge_older_than(session: Session, cutoff: datetime) -> int:
-    """Forget keys stored before `cutoff` (kept at least the retention period)."""
-    result: Any = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-    return int(result.rowcount)
 
 
 class StoredMeanwhile(Exception):

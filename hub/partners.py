@@ -130,7 +130,3 @@ def authenticate(session: Session, api_key: str, now: datetime) -> Caller | None
     if row is None or (row.expires_at is not None and as_utc(row.expires_at) <= now):
         return None
     return Caller(partner_id=row.id, kind=row.kind, code=row.code)
-
-
-def bank_by_code(session: Session, code: str) -> Partner | None:
-    return session.scalar(select(Partner).where(Partner.code == code, Partner.kind == "bank"))

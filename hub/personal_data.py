@@ -56,17 +56,6 @@ def mask_id(value: str) -> str:
     return f"{value[:4]}{'*' * 10}{value[-4:]}"
 
 
-def mask_name(value: str) -> str:
-    return f"{value[:1]}*" if value else ""
-
-
-def mask_phone(value: str) -> str:
-    """`138****1234`."""
-    if len(value) < 8:
-        return "*" * len(value)
-    return f"{value[:3]}****{value[-4:]}"
-
-
 class Vault:
     """Encrypts and hashes personal data with keys derived from one secret."""
 

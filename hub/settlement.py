@@ -23,8 +23,6 @@ from hub.errors import not_found
 from hub.ids import new_id
 from models.tables import Partner, SettlementBatch, SettlementLine, SettlementWindow
 
-__all__ = ["SettlementBatch"]
-
 # Captures and refunds of the window, and the negative nets carried from the
 # window before, summed per bank and hospital in the database. A plain SELECT
 # (PostgreSQL runs no statement that writes in parallel), each source summed on

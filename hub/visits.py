@@ -8,7 +8,7 @@ due `repayment_window_days` after the business date of the close.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -248,7 +248,3 @@ def _balance_hold(
     )
     session.flush()
     return auth
-
-
-def debt_due_date(session: Session, visit_id: str) -> date | None:
-    return session.scalar(select(Debt.due_date).where(Debt.visit_id == visit_id))

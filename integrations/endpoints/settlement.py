@@ -13,7 +13,7 @@ from integrations.endpoints.pipeline import Call
 from integrations.endpoints.routing import RouteTable, limit_param
 from integrations.flow_runs import start_run
 from models import schemas
-from models.tables import Mismatch
+from models.tables import Mismatch, SettlementBatch
 
 routes = RouteTable()
 PARTIES = {"bank", "hospital", "operator"}
@@ -43,7 +43,7 @@ def list_settlements(call: Call, session: Session) -> tuple[int, Any]:
     limit = limit_param(call.query)
     query = settlement.visible_batches(session, call.caller.partner_id, call.caller.kind)
     if cursor := call.query.get("cursor"):
-        query = query.where(settlement.SettlementBatch.id < cursor)
+        query = query.where(SettlementBatch.id < cursor)
     found = list(session.scalars(query.limit(limit + 1)))
     mine = call.caller.partner_id if call.caller.kind == "hospital" else None
     items = [settlement.batch_view(session, b, mine) for b in found[:limit]]
