@@ -38,12 +38,12 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     say,
 )
 
-from hub import clock, migrate, partners
-from hub.db import dispose_engines, get_engine, unit_of_work
-from hub.lines import grant_access, open_line
-from hub.personal_data import get_vault
+from hub.core import clock, migrate, partners
+from hub.core.db import dispose_engines, get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical.lines import grant_access, open_line
+from hub.medical.visits import open_visit
 from hub.settings import Settings
-from hub.visits import open_visit
 
 LUA = ROOT / "bench" / "holds.lua"
 DATABASE = "credithub_bench"

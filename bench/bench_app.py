@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hub import clock
-from hub.db import get_engine
-from hub.ids import new_id
+from hub.core import clock
+from hub.core.db import get_engine
+from hub.core.ids import new_id
 from hub.settings import get_settings
 from integrations.endpoints.app import create_app
 

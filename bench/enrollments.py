@@ -57,11 +57,13 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     wait_until_up,
 )
 
-from hub import clock, enrollment, migrate, partners
-from hub.db import dispose_engines, get_engine, unit_of_work
-from hub.personal_data import get_vault
+from hub.core import clock, migrate, partners
+from hub.core.db import dispose_engines, get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical import enrollment
 from hub.settings import Settings
-from models.tables import CreditLine, Enrollment, Event
+from models.core.tables import Event
+from models.medical.tables import CreditLine, Enrollment
 from simulators.knobs import stable_fraction
 
 DATABASE = "credithub_bench_enrollments"
@@ -320,7 +322,7 @@ def run_flow(settings: Settings, count: int) -> tuple[float, dict[str, int], Rou
     """The real flow, under the Prefect server PREFECT_API_URL names; (seconds, totals, trips)."""
     # Imported here: Prefect reads its settings (PREFECT_API_URL) from the environment.
     from flows import context
-    from flows.enrollment import enroll_pending
+    from flows.medical.enrollment import enroll_pending
 
     ctx = context.use(settings)
     batches = math.ceil(count / settings.enrollment_batch_size) + 1

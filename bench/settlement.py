@@ -61,12 +61,13 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     wait_until_up,
 )
 
-from hub import clock, migrate, partners, settlement, windows
-from hub.db import dispose_engines, get_engine, new_session, unit_of_work
-from hub.lines import open_line
-from hub.personal_data import get_vault
+from hub.core import clock, migrate, partners
+from hub.core.db import dispose_engines, get_engine, new_session, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical import settlement, windows
+from hub.medical.lines import open_line
 from hub.settings import Settings
-from models.tables import SettlementBatch, SettlementLine, SettlementWindow
+from models.medical.tables import SettlementBatch, SettlementLine, SettlementWindow
 
 DATABASE = "credithub_bench_settlement"
 BANK_KEY = "bench-bank-key"
@@ -259,7 +260,7 @@ def query_plans(engine: Engine, settings: Settings, window_id: str) -> str:
     named = [
         (f"as sent by {name}", statement, parameters)
         for name, action in (
-            ("hub.settlement.compute", lambda: time_compute(engine, settings, window_id)),
+            ("hub.medical.settlement.compute", lambda: time_compute(engine, settings, window_id)),
             ("the bare aggregate", lambda: time_bare_aggregate(engine, window_id)),
         )
         for statement, parameters in caught_statements(engine, action)
@@ -285,7 +286,7 @@ def run_flow(settings: Settings) -> tuple[float, dict[str, dict[str, int]]]:
     """The real settlement flow, under the Prefect server PREFECT_API_URL names."""
     # Imported here: Prefect reads its settings (PREFECT_API_URL) from the environment.
     from flows import context
-    from flows.settlement import settle
+    from flows.medical.settlement import settle
 
     context.use(settings)
     started = time.perf_counter()

@@ -13,10 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
-from hub import bureau, clock, line_import, migrate, partners, reconciliation
-from hub.db import get_engine, unit_of_work
-from hub.errors import HubError
-from hub.personal_data import get_vault, mask_id, normalize_id_number
+from hub.core import bureau, clock, migrate, partners
+from hub.core.db import get_engine, unit_of_work
+from hub.core.errors import HubError
+from hub.core.personal_data import get_vault, mask_id, normalize_id_number
+from hub.medical import line_import, reconciliation
 from hub.settings import get_settings
 
 app = typer.Typer(

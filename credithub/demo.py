@@ -12,11 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hub import clock, partners
-from hub.db import get_engine, unit_of_work
-from hub.personal_data import get_vault
+from hub.core import clock, partners
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
 from hub.settings import Settings
-from models.tables import Partner
+from models.core.tables import Partner
 
 HOSPITALS = [
     ("XMH1", "Xiamen First Hospital"),

@@ -35,11 +35,12 @@ from credithub.demo_desks import Desks, Tally, set_clock
 from credithub.demo_report import DayRow, Summary
 from credithub.supervisor import prefect_env
 from credithub.threaded_server import serve
-from hub import clock, migrate, partners, reconciliation, settlement
-from hub.db import get_engine, unit_of_work
-from hub.personal_data import get_vault
+from hub.core import clock, migrate, partners
+from hub.core.db import empty_all_tables, get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical import reconciliation, settlement
 from hub.settings import Settings
-from models.tables import Base, SettlementWindow
+from models.medical.tables import SettlementWindow
 from simulators import bank, credit_bureau, hospital
 
 if TYPE_CHECKING:
@@ -125,9 +126,7 @@ def fresh_database(settings: Settings, main: Settings) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{Path(settings.home) / 'credithub.db'}{suffix}").unlink(missing_ok=True)
     migrate.upgrade(settings)
-    with unit_of_work(engine) as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
+    empty_all_tables(engine)
 
 
 def add_partners(settings: Settings) -> dict[str, str]:
@@ -153,10 +152,10 @@ def business_days(zone: str, count: int) -> list[date]:
 
 def simulate_day(desks: Desks, settings: Settings, day: date, options: Options) -> DayRow:
     """Morning enrolments and collections, the day's care and repayments, settlement at 23:30."""
-    from flows.collections import collect
-    from flows.enrollment import enroll_pending
-    from flows.hold_expiry import expire_holds
-    from flows.settlement import settle
+    from flows.medical.collections import collect
+    from flows.medical.enrollment import enroll_pending
+    from flows.medical.hold_expiry import expire_holds
+    from flows.medical.settlement import settle
 
     zone, desks.tally = settings.business_timezone, Tally()
     set_clock(day, 8, 0, zone)

@@ -20,7 +20,7 @@ import httpx
 from starlette.testclient import TestClient
 
 from credithub.demo import BANKS, HOSPITALS
-from hub import clock
+from hub.core import clock
 from simulators.hospital_traffic import adult_id_number, hold_amount, make_bill, phone_number
 
 HABITS = ("prompt", "on_due", "late")  # how a resident repays the bank

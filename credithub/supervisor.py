@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from credithub import demo
-from hub import migrate
+from hub.core import migrate
 from hub.settings import Settings, get_settings
 
 console = Console(stderr=True)

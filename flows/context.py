@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from hub.db import get_engine
-from hub.enrollment import Rules
-from hub.personal_data import Vault, get_vault
+from hub.core.db import get_engine
+from hub.core.personal_data import Vault, get_vault
+from hub.medical.enrollment import Rules
 from hub.settings import Settings, get_settings
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import httpx
 
-from hub.enrollment import CreditLineGranter
+from hub.medical.enrollment import CreditLineGranter
 from hub.settings import Settings
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.hospital import HospitalClient
-from models.partner_errors import PartnerRejected
+from models.core.partner_errors import PartnerRejected
 
 
 class UnknownBankSystem(PartnerRejected):

@@ -10,11 +10,11 @@ from typing import Any
 from prefect import serve
 from prefect.schedules import Cron, Interval
 
-from flows.collections import collect
-from flows.enrollment import enroll_pending
-from flows.hold_expiry import expire_holds
-from flows.reconciliation import reconcile
-from flows.settlement import settle
+from flows.medical.collections import collect
+from flows.medical.enrollment import enroll_pending
+from flows.medical.hold_expiry import expire_holds
+from flows.medical.reconciliation import reconcile
+from flows.medical.settlement import settle
 from flows.webhooks import deliver_events
 from hub.settings import Settings, get_settings
 

@@ -10,8 +10,8 @@ import httpx
 from prefect import flow, task
 
 from flows.context import hub_context
-from hub import clock, events
-from hub.db import unit_of_work
+from hub.core import clock, events
+from hub.core.db import unit_of_work
 from integrations.webhooks import WebhookSender
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from pydantic import TypeAdapter
 
 from integrations.partner_client import PartnerClient, segment
-from models.partner_records import CreditLineDecision, Payout, Statement
+from models.medical.partner_records import CreditLineDecision, Payout, Statement
 
 _DECISION: TypeAdapter[CreditLineDecision] = TypeAdapter(CreditLineDecision)
 _PAYOUT = TypeAdapter(Payout)

@@ -12,7 +12,7 @@ import datetime as dt
 from pydantic import TypeAdapter
 
 from integrations.partner_client import PartnerClient, segment
-from models.partner_records import FirmRecord, OverdueReceipt, PersonRecord
+from models.core.partner_records import FirmRecord, OverdueReceipt, PersonRecord
 
 _PERSON = TypeAdapter(PersonRecord)
 _FIRM = TypeAdapter(FirmRecord)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.partner_errors import (
+from models.core.partner_errors import (
     PartnerBadResponse,
     PartnerError,
     PartnerRejected,

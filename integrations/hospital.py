@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import TypeAdapter
 
 from integrations.partner_client import PartnerClient, segment
-from models.partner_records import HospitalTransactions
+from models.medical.partner_records import HospitalTransactions
 
 _TRANSACTIONS = TypeAdapter(HospitalTransactions)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from hub.db import get_engine
-from models.tables import Base
+from hub.core.db import get_engine
+from models.metadata import metadata
 
 config = context.config
 
@@ -22,7 +22,7 @@ def run() -> None:
 def _migrate(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
         compare_type=True,
     )

@@ -18,10 +18,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from starlette.testclient import TestClient
 
-from hub import clock, migrate
-from hub.db import dispose_engines, get_engine, unit_of_work
+from hub.core import clock, migrate
+from hub.core.db import dispose_engines, empty_all_tables, get_engine, unit_of_work
 from hub.settings import Settings
-from models.tables import Base
 
 # Prefect runs offline in tests: one temporary server for the whole session.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -92,9 +91,7 @@ def _fresh(settings: Settings) -> Engine:
     if settings.sqlalchemy_url() not in _migrated:
         migrate.upgrade(settings)
         _migrated.add(settings.sqlalchemy_url())
-    with unit_of_work(engine) as session:
-        for table in reversed(Base.metadata.sorted_tables):
-            session.execute(table.delete())
+    empty_all_tables(engine)
     return engine
 
 
@@ -155,9 +152,9 @@ ID_NUMBERS = [
 
 
 def make_world(settings: Settings) -> World:
-    from hub import partners
-    from hub.lines import open_line
-    from hub.personal_data import get_vault
+    from hub.core import partners
+    from hub.core.personal_data import get_vault
+    from hub.medical.lines import open_line
     from integrations.endpoints.app import create_app
 
     vault = get_vault(settings)

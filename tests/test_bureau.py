@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from hub import bureau, clock, consent
-from hub.db import get_engine, unit_of_work
-from hub.personal_data import get_vault
+from hub.core import bureau, clock, consent
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
 from hub.settings import Settings
 from integrations.credit_bureau import CreditBureauClient
-from models.partner_errors import PartnerUnavailable
-from models.partner_records import PersonRecord
+from models.core.partner_errors import PartnerUnavailable
+from models.core.partner_records import PersonRecord
 from simulators import credit_bureau
 from tests.conftest import World, make_world
 from tests.live import serve

@@ -31,11 +31,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
-from hub import clock
-from hub.db import get_engine, unit_of_work
-from hub.personal_data import get_vault, normalize_id_number
+from hub.core import clock
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault, normalize_id_number
 from hub.settings import Settings
-from models.tables import Base, CreditLine, Partner, Resident
+from models.core.tables import Base, Partner
+from models.medical.tables import CreditLine, Resident
 
 # --------------------------------------------------------------------------
 # GB 11643 helper (independent of hub.personal_data)
@@ -265,7 +266,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
     finally:
         clock.set_now(None)
         if not url:
-            from hub import db
+            from hub.core import db
 
             engine = db._engines.pop(settings.sqlalchemy_url(), None)
             if engine is not None:

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from flows import context
-from flows.collections import collect
-from flows.hold_expiry import expire_holds
-from hub import clock
-from hub.db import get_engine, unit_of_work
+from flows.medical.collections import collect
+from flows.medical.hold_expiry import expire_holds
+from hub.core import clock
+from hub.core.db import get_engine, unit_of_work
 from hub.settings import Settings
-from models.tables import Authorization, CreditLine, Event, Partner
+from models.core.tables import Event, Partner
+from models.medical.tables import Authorization, CreditLine
 from simulators import credit_bureau
 from tests.conftest import ID_NUMBERS, World, make_world
 from tests.live import serve

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub import clock
+from hub.core import clock
 from tests.conftest import ID_NUMBERS, World
 
 MAX_FEN = 10**12

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from credithub.cli import app
-from hub import clock
+from hub.core import clock
 from hub.settings import get_settings
 
 ID_NUMBER = re.compile(r"\d{17}[\dX]")

@@ -15,15 +15,16 @@ import pytest
 from sqlalchemy import func, select
 
 from flows import context
-from flows.enrollment import enroll_pending
+from flows.medical.enrollment import enroll_pending
 from flows.partners import partner_systems
 from flows.webhooks import deliver_events
-from hub import clock, events
-from hub.db import get_engine, unit_of_work
-from hub.lines import open_line
-from hub.personal_data import get_vault
+from hub.core import clock, events
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical.lines import open_line
 from hub.settings import Settings
-from models.tables import CreditLine, Enrollment, Event, Partner
+from models.core.tables import Event, Partner
+from models.medical.tables import CreditLine, Enrollment
 from simulators import bank, credit_bureau
 from tests.conftest import World, make_world
 from tests.live import serve

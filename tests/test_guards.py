@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from hub.partners import Caller
+from hub.core.partners import Caller
 from integrations.endpoints.app import create_app
 from integrations.endpoints.guards import KeyCache, RateLimiter
 from tests.conftest import World

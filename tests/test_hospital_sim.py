@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from flows import context
-from flows.enrollment import enroll_pending
+from flows.medical.enrollment import enroll_pending
 from hub.settings import Settings
 from simulators import bank, credit_bureau, hospital, hospital_traffic
 from simulators.hospital_books import HospitalKnobs, Partners

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from hub.idempotency import _lock_key
+from hub.core.idempotency import _lock_key
 from hub.settings import Settings
 from tests.conftest import ID_NUMBERS, World, make_world
 

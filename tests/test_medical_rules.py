@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import update
 
-from hub import clock
-from hub.db import get_engine, unit_of_work
-from models.tables import CreditLine
+from hub.core import clock
+from hub.core.db import get_engine, unit_of_work
+from models.medical.tables import CreditLine
 from tests.conftest import ID_NUMBERS, World
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai

@@ -15,8 +15,9 @@ from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.errors import BadResponse, Rejected, Unavailable
 from integrations.partner_client import RetryPolicy, mask_identity_numbers
-from models.partner_errors import PartnerRejected, PartnerUnavailable
-from models.partner_records import CreditLineApproved, CreditLineDeclined, PersonRecord
+from models.core.partner_errors import PartnerRejected, PartnerUnavailable
+from models.core.partner_records import PersonRecord
+from models.medical.partner_records import CreditLineApproved, CreditLineDeclined
 from simulators import bank, credit_bureau
 from simulators.bank import BankKnobs
 from simulators.knobs import Knobs

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from flows import context
-from flows.reconciliation import reconcile
-from flows.settlement import settle
-from hub import clock
-from hub.clock import business_date
+from flows.medical.reconciliation import reconcile
+from flows.medical.settlement import settle
+from hub.core import clock
+from hub.core.clock import business_date
 from hub.settings import Settings
 from simulators import bank, hospital
 from tests.conftest import ID_NUMBERS, World, make_world

@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import func, select, update
 
 from flows import context
+from flows.medical.settlement import settle
 from flows.partners import partner_systems
-from flows.settlement import settle
-from hub import clock, settlement, windows
-from hub.clock import business_date
-from hub.db import get_engine, unit_of_work
-from hub.lines import grant_access, open_line
-from hub.personal_data import get_vault
+from hub.core import clock
+from hub.core.clock import business_date
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical import settlement, windows
+from hub.medical.lines import grant_access, open_line
 from hub.settings import Settings
-from models.tables import CreditLine, SettlementLine, Visit
+from models.medical.tables import CreditLine, SettlementLine, Visit
 from simulators import bank
 from tests.conftest import ID_NUMBERS, World, make_world
 from tests.live import live_server, serve

@@ -45,7 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from hub import clock
+from hub.core import clock
 from hub.settings import Settings
 from tests.conftest import ID_NUMBERS, World, _fresh, make_world
 

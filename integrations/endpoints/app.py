@@ -21,10 +21,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.db import get_engine, unit_of_work
-from hub.personal_data import get_vault
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
 from hub.settings import Settings, get_settings
-from integrations.endpoints import enrollment, medical, settlement
+from integrations.endpoints.medical import credit as medical
+from integrations.endpoints.medical import enrollment, settlement
 from integrations.endpoints.pipeline import Pipeline
 from integrations.endpoints.problems import (
     InternalError,

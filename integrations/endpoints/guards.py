@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 
-from hub.partners import Caller, hash_key
+from hub.core.partners import Caller, hash_key
 
 
 class KeyCache:

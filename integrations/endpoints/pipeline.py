@@ -24,11 +24,11 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub import clock, idempotency
-from hub.db import unit_of_work
-from hub.errors import Forbidden, HubError, Invalid, NotFound, Unauthenticated
-from hub.partners import Caller, authenticate
-from hub.personal_data import Vault
+from hub.core import clock, idempotency
+from hub.core.db import unit_of_work
+from hub.core.errors import Forbidden, HubError, Invalid, NotFound, Unauthenticated
+from hub.core.partners import Caller, authenticate
+from hub.core.personal_data import Vault
 from hub.settings import Settings
 from integrations.endpoints.guards import KeyCache, RateLimiter
 from integrations.endpoints.problems import (

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from hub.errors import (
+from hub.core.errors import (
     Conflict,
     FieldError,
     Forbidden,

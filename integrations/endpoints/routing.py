@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.errors import FieldError, Invalid
+from hub.core.errors import FieldError, Invalid
 from integrations.endpoints.pipeline import Handler, Pipeline
 
 _PARAM = re.compile(r"{(\w+)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import models.tables
+import models.core.tables
 
 revision = "0001_core"
 down_revision = None
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("ref", sa.String(length=32), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_postings")),
     )
     with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
@@ -49,7 +49,7 @@ def upgrade() -> None:
         sa.Column("webhook_url", sa.String(length=500), nullable=True),
         sa.Column("webhook_secret_enc", sa.LargeBinary(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_partners")),
         sa.UniqueConstraint("code", name=op.f("uq_partners_code")),
     )
@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("id_number_enc", sa.LargeBinary(), nullable=False),
         sa.Column("name_enc", sa.LargeBinary(), nullable=False),
         sa.Column("phone_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_residents")),
         sa.UniqueConstraint("id_number_hash", name=op.f("uq_residents_id_number_hash")),
     )
@@ -68,8 +68,8 @@ def upgrade() -> None:
         "settlement_windows",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("opened_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_windows")),
     )
     with op.batch_alter_table("settlement_windows", schema=None) as batch_op:
@@ -92,8 +92,8 @@ def upgrade() -> None:
         sa.Column("held_fen", sa.BigInteger(), nullable=False),
         sa.Column("outstanding_fen", sa.BigInteger(), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
-        sa.Column("opened_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "held_fen + outstanding_fen <= limit_fen", name=op.f("ck_credit_lines_within_limit")
         ),
@@ -131,7 +131,7 @@ def upgrade() -> None:
         sa.Column("request_body", sa.JSON(), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.Column("response_body", sa.Text(), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_idempotency_keys_partner_id_partners")
         ),
@@ -146,8 +146,8 @@ def upgrade() -> None:
         "partner_keys",
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("partner_id", sa.String(length=32), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_partner_keys_partner_id_partners")
         ),
@@ -180,8 +180,8 @@ def upgrade() -> None:
         sa.Column("bank_txn_id", sa.String(length=128), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
         sa.Column("outstanding_after_fen", sa.BigInteger(), nullable=False),
-        sa.Column("paid_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["bank_id"], ["partners.id"], name=op.f("fk_repayments_bank_id_partners")
         ),
@@ -209,8 +209,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("department", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("opened_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("closed_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("his_bill_id", sa.String(length=128), nullable=True),
         sa.Column("bill", sa.JSON(), nullable=True),
         sa.Column("total_fen", sa.BigInteger(), nullable=False),
@@ -259,8 +259,8 @@ def upgrade() -> None:
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
         sa.Column("initial_fen", sa.BigInteger(), nullable=False),
         sa.Column("captured_fen", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["credit_line_id"],
             ["credit_lines.id"],
@@ -313,7 +313,7 @@ def upgrade() -> None:
         sa.Column("debt_reduced_fen", sa.BigInteger(), nullable=False),
         sa.Column("returned_to_patient_fen", sa.BigInteger(), nullable=False),
         sa.Column("settlement_window_id", sa.String(length=32), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["hospital_id"], ["partners.id"], name=op.f("fk_refunds_hospital_id_partners")
         ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import models.tables
+import models.core.tables
 
 revision = "0002_enrollment"
 down_revision = "0001_core"
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("subject_hash", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("consent_id", sa.String(length=32), nullable=True),
-        sa.Column("at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("reused", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bureau_lookups")),
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("subject_hash", sa.String(length=64), nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("record_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("fetched_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fetched_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("subject_hash", "purpose", name=op.f("pk_bureau_records")),
     )
     op.create_table(
@@ -58,10 +58,10 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("scope", sa.JSON(), nullable=True),
         sa.Column("text_version", sa.String(length=64), nullable=False),
-        sa.Column("granted_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.tables.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("withdrawn_at", models.tables.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("granted_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("withdrawn_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_consents_partner_id_partners")
         ),
@@ -82,9 +82,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
-        sa.Column("next_attempt_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_events_partner_id_partners")
         ),
@@ -109,9 +109,9 @@ def upgrade() -> None:
         sa.Column("credit_line_id", sa.String(length=32), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
-        sa.Column("next_attempt_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", models.core.tables.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["bank_id"], ["partners.id"], name=op.f("fk_enrollments_bank_id_partners")
         ),

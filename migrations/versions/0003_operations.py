@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import models.tables
+import models.core.tables
 
 
 revision = '0003_operations'
@@ -31,8 +31,8 @@ def upgrade() -> None:
     sa.Column('partner_amount_fen', sa.BigInteger(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('resolution', sa.String(length=500), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.core.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', models.core.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['window_id'], ['settlement_windows.id'], name=op.f('fk_reconciliation_mismatches_window_id_settlement_windows')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reconciliation_mismatches')),
     sa.UniqueConstraint('window_id', 'source', 'kind', 'ref', name=op.f('uq_reconciliation_mismatches_window_id_source_kind_ref'))
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('window_id', sa.String(length=32), nullable=False),
     sa.Column('bank_id', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.core.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['bank_id'], ['partners.id'], name=op.f('fk_settlement_batches_bank_id_partners')),
     sa.ForeignKeyConstraint(['window_id'], ['settlement_windows.id'], name=op.f('fk_settlement_batches_window_id_settlement_windows')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_settlement_batches')),
@@ -61,8 +61,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('transfer_ref', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.String(length=200), nullable=True),
-    sa.Column('instructed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('settled_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('instructed_at', models.core.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('settled_at', models.core.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['bank_id'], ['partners.id'], name=op.f('fk_settlement_lines_bank_id_partners')),
     sa.ForeignKeyConstraint(['batch_id'], ['settlement_batches.id'], name=op.f('fk_settlement_lines_batch_id_settlement_batches')),
     sa.ForeignKeyConstraint(['hospital_id'], ['partners.id'], name=op.f('fk_settlement_lines_hospital_id_partners')),
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('step', sa.String(length=32), nullable=False),
     sa.Column('credit_line_id', sa.String(length=32), nullable=False),
     sa.Column('business_date', sa.Date(), nullable=False),
-    sa.Column('done_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', models.core.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['credit_line_id'], ['credit_lines.id'], name=op.f('fk_collection_steps_credit_line_id_credit_lines')),
     sa.ForeignKeyConstraint(['visit_id'], ['debts.visit_id'], name=op.f('fk_collection_steps_visit_id_debts')),
     sa.PrimaryKeyConstraint('visit_id', 'step', name=op.f('pk_collection_steps'))
@@ -97,7 +97,7 @@ def upgrade() -> None:
         batch_op.create_foreign_key(batch_op.f('fk_refunds_bank_id_partners'), 'partners', ['bank_id'], ['id'])
 
     with op.batch_alter_table('settlement_windows', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('settled_at', models.tables.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('settled_at', models.core.tables.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('previous_window_id', sa.String(length=32), nullable=True))
 
     # The line's bank, copied onto each row so settlement groups without a join;

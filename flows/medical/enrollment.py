@@ -1,0 +1,71 @@
+"""The enrolment flow: decide pending enrolments in batches.
+
+Tasks are coarse — one a batch — because a Prefect task costs milliseconds;
+inside a batch, enrolments run concurrently since each waits on two partner
+systems. Safe to rerun at any point: an enrolment is decided once, and the
+bank is asked under a key derived from the enrolment's id.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.context import hub_context
+from flows.partners import partner_systems
+from hub.core import clock
+from hub.core.db import unit_of_work
+from hub.medical import enrollment
+
+
+@task(name="due-enrolments")
+def due_enrollments(limit: int) -> list[str]:
+    ctx = hub_context()
+    with unit_of_work(ctx.engine, write=False) as session:
+        return enrollment.due(session, clock.now(), limit)
+
+
+@task(name="decide-enrolments")
+def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
+    """Take each enrolment of the batch as far as it goes; counts by outcome."""
+    ctx = hub_context()
+    partners, rules = partner_systems(ctx.settings), ctx.enrollment_rules
+
+    def one(enrollment_id: str) -> str:
+        try:
+            return enrollment.process(
+                ctx.engine, ctx.vault, partners, enrollment_id, rules, clock.now
+            )
+        except Exception as exc:  # one bad enrolment must not stop the batch
+            get_run_logger().error("enrolment %s failed: %s", enrollment_id, type(exc).__name__)
+            return f"error:{type(exc).__name__}"
+
+    with ThreadPoolExecutor(max_workers=ctx.settings.enrollment_concurrency) as pool:
+        return dict(Counter(pool.map(one, enrollment_ids)))
+
+
+@flow(name="enrollment", log_prints=False)
+def enroll_pending(max_batches: int = 50) -> dict[str, int]:
+    """Decide the enrolments that are due, a batch at a time, until none is left."""
+    logger = get_run_logger()
+    batch_size = hub_context().settings.enrollment_batch_size
+    totals: Counter[str] = Counter()
+    for _ in range(max_batches):
+        ids = due_enrollments(batch_size)
+        if not ids:
+            break
+        outcome = decide_batch(ids)
+        totals.update(outcome)
+        logger.info("batch of %d: %s", len(ids), outcome)
+        if all(k == "postponed" or k.startswith("error:") for k in outcome):
+            break  # no progress (partners down, or a fault): the schedule tries again later
+    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(totals.items())) or "| (none due) | 0 |"
+    create_markdown_artifact(
+        key="enrollment-summary",
+        markdown=f"## Enrolments decided\n\n| outcome | count |\n|---|---|\n{rows}\n",
+        description="What this run decided",
+    )
+    return dict(totals)

@@ -1,0 +1,109 @@
+"""Database engines and units of work.
+
+A unit of work is one transaction: `with unit_of_work() as session:` commits on
+success and rolls back on error. Only `hub/` opens them for writes.
+
+SQLite is the zero-setup default: write transactions start with
+``BEGIN IMMEDIATE`` so they are serialised up front instead of failing on a
+lock upgrade; PostgreSQL runs at READ COMMITTED, where the conditional
+UPDATEs in `hub.credit` are what keep balances right under races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session
+
+from hub.settings import Settings, get_settings
+
+_engines: dict[str, Engine] = {}
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The process-wide engine for the configured database (created once per URL)."""
+    settings = settings or get_settings()
+    url = settings.sqlalchemy_url()
+    engine = _engines.get(url)
+    if engine is None:
+        if url.startswith("sqlite"):
+            Path(settings.home).mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _configure_sqlite(engine)
+        else:
+            # As many pooled connections as the API's worker threads (40), kept
+            # open: overflow connections would close and reopen under load. No
+            # pre-ping (a round trip per transaction); a dead connection fails
+            # one transaction, which the pipeline reports as retryable.
+            engine = create_engine(
+                url,
+                pool_size=settings.pool_size,
+                max_overflow=0,
+                pool_recycle=3600,
+            )
+        _engines[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+_binds: dict[tuple[int, bool], Engine] = {}
+
+
+def new_session(engine: Engine | None = None, *, write: bool = True) -> Session:
+    """A session whose transactions begin as writes (or reads) on this engine."""
+    engine = engine or get_engine()
+    bind = _binds.get((id(engine), write))
+    if bind is None:
+        bind = _binds[(id(engine), write)] = engine.execution_options(write=write)
+    return Session(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterator[Session]:
+    """One transaction: commit when the block ends, roll back if it raises."""
+    with new_session(engine, write=write) as session, session.begin():
+        yield session
+
+
+def empty_all_tables(engine: Engine) -> None:
+    """Delete every row of every table: a fresh start for tests and the demo.
+
+    On PostgreSQL one TRUNCATE, since the ledger and the audit refuse DELETE
+    (append-only, enforced by triggers); elsewhere a DELETE per table.
+    """
+    from models.metadata import metadata
+
+    tables = list(reversed(metadata.sorted_tables))
+    with unit_of_work(engine) as session:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(engine.dialect.identifier_preparer.quote(t.name) for t in tables)
+            session.execute(text(f"TRUNCATE {names}"))
+        else:
+            for table in tables:
+                session.execute(table.delete())

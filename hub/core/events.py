@@ -1,0 +1,146 @@
+"""Events to partners (CONTRACT.md §3): an outbox, and the webhook signature.
+
+An event is written in the same transaction as the change it reports, one row
+per recipient, so nothing is announced that did not happen and nothing that
+happened goes unannounced. Delivery (a flow) is at least once; receivers
+dedupe by `event_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.core.ids import new_id
+from hub.core.personal_data import Vault
+from models.core.tables import Event, Partner
+
+SIGNATURE_HEADER = "CreditHub-Signature"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def emit(
+    session: Session, type_: str, data: dict[str, Any], recipients: Iterable[str], now: datetime
+) -> str:
+    """Queue one event for each recipient that has a webhook URL; returns the event id."""
+    event_id = new_id("evt")
+    body = json.loads(json.dumps(data, default=_encode))
+    wanted = set(recipients)
+    with_hooks = session.scalars(
+        select(Partner.id).where(Partner.id.in_(wanted), Partner.webhook_url.is_not(None))
+    ).all()
+    for partner_id in with_hooks:
+        session.add(
+            Event(
+                id=new_id("evd"),
+                event_id=event_id,
+                type=type_,
+                partner_id=partner_id,
+                payload=body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return event_id
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The body partners receive: `{"event_id", "type", "created_at", "data"}`."""
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "created_at": _encode(event.created_at),
+        "data": event.payload,
+    }
+
+
+def sign(secrets_: Iterable[str], timestamp: int, raw_body: bytes) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, one v1 per secret."""
+    signed = f"{timestamp}.".encode() + raw_body
+    parts = [f"t={timestamp}"]
+    for secret in secrets_:
+        parts.append("v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest())
+    return ",".join(parts)
+
+
+def verify(secret: str, header: str, raw_body: bytes, now: int, tolerance: int = 300) -> bool:
+    """A receiver's check: a fresh timestamp and one matching v1 (constant-time)."""
+    fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
+    stamps = [v for k, v in fields if k == "t"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or abs(now - int(stamps[0])) > tolerance:
+        return False
+    expected = sign([secret], int(stamps[0]), raw_body).split(",v1=")[1]
+    return any(hmac.compare_digest(expected, v) for k, v in fields if k == "v1")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event on its way to one partner: where, with which secret, what exactly."""
+
+    row_id: str
+    url: str
+    secret: str
+    raw_body: bytes
+
+
+def due(session: Session, vault: Vault, now: datetime, limit: int) -> list[Delivery]:
+    """Pending deliveries whose time has come, oldest first."""
+    rows = session.execute(
+        select(Event, Partner.webhook_url, Partner.webhook_secret_enc)
+        .join(Partner, Partner.id == Event.partner_id)
+        .where(Event.status == "pending", Event.next_attempt_at <= now)
+        .order_by(Event.next_attempt_at, Event.id)
+        .limit(limit)
+    )
+    return [
+        Delivery(
+            event.id,
+            url,
+            vault.decrypt(secret_enc),
+            json.dumps(envelope(event), separators=(",", ":")).encode(),
+        )
+        for event, url, secret_enc in rows
+        if url
+    ]
+
+
+def record_attempt(
+    session: Session,
+    event_id: str,
+    *,
+    delivered: bool,
+    error: str | None,
+    now: datetime,
+    give_up_after: timedelta,
+) -> None:
+    """Mark a delivery done, or schedule the next try with backoff (failed after the window)."""
+    event = session.get(Event, event_id, with_for_update=True)
+    if event is None or event.status != "pending":
+        return
+    event.attempts += 1
+    if delivered:
+        event.status, event.delivered_at, event.last_error = "delivered", now, None
+        return
+    event.last_error = (error or "failed")[:200]
+    if now - event.created_at >= give_up_after:
+        event.status = "failed"
+        return
+    backoff = min(timedelta(seconds=5 * 2 ** min(event.attempts, 20)), timedelta(hours=1))
+    event.next_attempt_at = now + backoff

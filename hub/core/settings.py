@@ -1,0 +1,51 @@
+"""The shared core's settings: where the data lives, the API, partners,
+idempotency, the credit database and the banks' systems, webhooks.
+
+A mixin of `hub.settings.Settings`: every field keeps its flat
+``CREDITHUB_<NAME>`` environment variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class CoreSettings(BaseModel):
+    home: Path = PROJECT_ROOT / ".credithub"
+    database_url: str = ""  # empty: a SQLite file under `home`
+    secret_key: str = ""  # empty: a key file under `home`, created on first run
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    business_timezone: str = "Asia/Shanghai"
+
+    # Partners
+    rate_limit_per_second: float = 200.0
+    auth_cache_seconds: float = 5.0  # how long a key lookup is trusted in one process
+    rotated_key_grace_hours: int = 24
+    idempotency_retention_hours: int = 24
+
+    # The public credit database (CONTRACT.md §5): lookups reused for this long.
+    bureau_lookup_validity_hours: int = 24
+
+    # Partner systems the hub calls (addresses and keys). Banks by partner code,
+    # as JSON: CREDITHUB_BANK_SYSTEMS='{"XMBANK": {"url": "...", "api_key": "..."}}'
+    bureau_url: str = "http://127.0.0.1:8101"
+    bureau_api_key: str = "bureau-dev-key"
+    bank_systems: dict[str, dict[str, str]] = {}
+
+    # Webhooks (CONTRACT.md §3)
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: int = 72
+    webhook_interval_seconds: int = 15
+
+    pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
+    api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'credithub.db'}"

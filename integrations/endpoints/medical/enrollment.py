@@ -1,0 +1,77 @@
+"""The enrolment endpoints (CONTRACT.md §2 Enrolment, §5): start an enrolment,
+read its state, withdraw a consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hub.core import consent
+from hub.core.personal_data import normalize_id_number
+from hub.medical import enrollment
+from integrations.endpoints.pipeline import Call
+from integrations.endpoints.problems import invalid_id_number
+from integrations.endpoints.routing import RouteTable
+from models.medical import schemas
+
+routes = RouteTable()
+STARTERS = {"hospital", "channel"}
+
+
+@routes.add("POST", "/v1/enrollments", kinds=STARTERS, body=schemas.EnrollmentRequest, status=202)
+def start_enrollment(call: Call, session: Session) -> tuple[int, Any]:
+    """Start an enrolment; the enrolment flow decides it."""
+    b = call.body
+    id_number = normalize_id_number(b.id_number)
+    if id_number is None:
+        raise invalid_id_number()
+    started = enrollment.start(
+        session,
+        call.vault,
+        partner_id=call.caller.partner_id,
+        id_number=id_number,
+        name=b.name.strip(),
+        phone=b.phone,
+        bank_code=b.bank_code,
+        purpose=b.consent.purpose,
+        granted_at=b.consent.granted_at,
+        text_version=b.consent.text_version,
+        now=call.now,
+    )
+    return 202, {
+        "enrollment_id": started.id,
+        "consent_id": started.consent_id,
+        "status": started.status,
+    }
+
+
+@routes.add("GET", "/v1/enrollments/{enrollment_id}", kinds=STARTERS)
+def get_enrollment(call: Call, session: Session) -> tuple[int, Any]:
+    """An enrolment's state and, once approved, its credit line."""
+    found = enrollment.get(session, call.caller.partner_id, call.params["enrollment_id"])
+    return 200, enrollment.view(session, found)
+
+
+@routes.add(
+    "POST",
+    "/v1/consents/{consent_id}/withdraw",
+    kinds=STARTERS,
+    body=schemas.WithdrawConsentRequest,
+)
+def withdraw_consent(call: Call, session: Session) -> tuple[int, Any]:
+    """Withdraw a consent: every further use stops at once."""
+    withdrawn = consent.withdraw(
+        session,
+        partner_id=call.caller.partner_id,
+        consent_id=call.params["consent_id"],
+        now=call.now,
+    )
+    v = consent.view(withdrawn, call.now)
+    return 200, {
+        "consent_id": v.consent_id,
+        "purpose": v.purpose,
+        "status": v.status,
+        "granted_at": v.granted_at,
+        "withdrawn_at": v.withdrawn_at,
+    }

@@ -1,0 +1,1 @@
+"""The shared core's nouns: partners, ledger, idempotency, consent, audit, events."""

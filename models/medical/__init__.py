@@ -1,0 +1,1 @@
+"""Treat first, pay later: the medical-credit programme's nouns."""

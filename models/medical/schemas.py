@@ -1,0 +1,92 @@
+"""Treat first, pay later: the contract's request shapes (CONTRACT.md §2)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from models.core.schemas import (
+    AmountFen,
+    Instant,
+    MoneyFen,
+    ObjectId,
+    Reference,
+    Request,
+    Str,
+    Text,
+)
+
+
+class EligibilityCheckRequest(Request):
+    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+
+
+class OpenVisitRequest(Request):
+    credit_line_id: ObjectId
+    his_visit_id: Reference
+    kind: Literal["outpatient", "inpatient"]
+    department: Text | None = None
+
+
+class HoldRequest(Request):
+    amount_fen: AmountFen
+    his_order_id: Reference
+    description: Text | None = None
+
+
+class IncrementRequest(Request):
+    amount_fen: AmountFen
+
+
+class VoidRequest(Request):
+    pass
+
+
+class BillItem(Request):
+    code: Annotated[Str, Field(min_length=1, max_length=64)]
+    name: Annotated[Str, Field(min_length=1, max_length=200)]
+    amount_fen: MoneyFen
+
+
+class CloseVisitRequest(Request):
+    his_bill_id: Reference
+    total_fen: MoneyFen
+    insurance_fen: MoneyFen
+    self_pay_fen: MoneyFen
+    items: Annotated[list[BillItem], Field(max_length=2000)]
+
+
+class RefundRequest(Request):
+    amount_fen: AmountFen
+    his_refund_id: Reference
+    reason: Text | None = None
+
+
+class RepaymentRequest(Request):
+    credit_line_id: ObjectId
+    amount_fen: AmountFen
+    bank_txn_id: Reference
+    paid_at: Instant
+
+
+class ConsentGrant(Request):
+    purpose: Literal["medical_credit"]
+    granted_at: Instant
+    text_version: Annotated[Str, Field(min_length=1, max_length=64)]
+
+
+class EnrollmentRequest(Request):
+    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    name: Annotated[Str, Field(min_length=1, max_length=100)]
+    phone: Annotated[Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+    bank_code: Annotated[Str, Field(min_length=1, max_length=64)]
+    consent: ConsentGrant
+
+
+class WithdrawConsentRequest(Request):
+    pass
+
+
+class CloseWindowRequest(Request):
+    pass
