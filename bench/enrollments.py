@@ -321,8 +321,8 @@ class RoundTrips:
 def run_flow(settings: Settings, count: int) -> tuple[float, dict[str, int], RoundTrips]:
     """The real flow, under the Prefect server PREFECT_API_URL names; (seconds, totals, trips)."""
     # Imported here: Prefect reads its settings (PREFECT_API_URL) from the environment.
-    from flows import context
     from flows.medical.enrollment import enroll_pending
+    from hub import context
 
     ctx = context.use(settings)
     batches = math.ceil(count / settings.enrollment_batch_size) + 1

@@ -285,8 +285,8 @@ def server_settings(engine: Engine) -> dict[str, str]:
 def run_flow(settings: Settings) -> tuple[float, dict[str, dict[str, int]]]:
     """The real settlement flow, under the Prefect server PREFECT_API_URL names."""
     # Imported here: Prefect reads its settings (PREFECT_API_URL) from the environment.
-    from flows import context
     from flows.medical.settlement import settle
+    from hub import context
 
     context.use(settings)
     started = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -13,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
-from hub.core import bureau, clock, migrate, partners
-from hub.core.db import get_engine, unit_of_work
+from hub.context import hub_context
+from hub.core import bureau, clock, migrate, partner_admin
 from hub.core.errors import HubError
-from hub.core.personal_data import get_vault, mask_id, normalize_id_number
-from hub.medical import line_import, reconciliation
+from hub.core.personal_data import mask_id, normalize_id_number
+from hub.medical import line_import, reconciliation_run
 from hub.settings import get_settings
 
 app = typer.Typer(
@@ -51,7 +50,7 @@ def db_upgrade() -> None:
 
 
 def _safe_url() -> str:
-    return get_engine().url.render_as_string(hide_password=True)
+    return hub_context().engine.url.render_as_string(hide_password=True)
 
 
 @app.command()
@@ -85,16 +84,9 @@ def partners_add(
     """Add a partner; prints its API key once (it is stored only as a hash)."""
     migrate.upgrade()
     try:
-        with unit_of_work() as session:
-            new = partners.add_partner(
-                session,
-                get_vault(),
-                kind=kind,
-                name=name,
-                code=code,
-                webhook_url=webhook_url,
-                now=clock.now(),
-            )
+        new = partner_admin.add(
+            hub_context(), kind=kind, name=name, code=code, webhook_url=webhook_url
+        )
     except HubError as exc:
         _fail(exc.detail)
     print(
@@ -113,15 +105,8 @@ def partners_add(
 @partners_app.command("rotate-key")
 def partners_rotate_key(code: str) -> None:
     """Issue a new API key; the old one keeps working for 24 hours."""
-    settings = get_settings()
     try:
-        with unit_of_work() as session:
-            key = partners.rotate_key(
-                session,
-                code,
-                grace=timedelta(hours=settings.rotated_key_grace_hours),
-                now=clock.now(),
-            )
+        key = partner_admin.rotate_key(hub_context(), code)
     except HubError as exc:
         _fail(exc.detail)
     print(json.dumps({"code": code, "api_key": key}))
@@ -131,8 +116,7 @@ def partners_rotate_key(code: str) -> None:
 def partners_disable(code: str) -> None:
     """Disable a partner: every one of its keys stops working."""
     try:
-        with unit_of_work() as session:
-            partners.disable(session, code)
+        partner_admin.disable(hub_context(), code)
     except HubError as exc:
         _fail(exc.detail)
     err.print(f"partner {code} disabled")
@@ -157,10 +141,11 @@ def lines_import(
         ) as bar,
     ):
         task = bar.add_task("import", total=total)
+        ctx = hub_context()
         try:
             report = line_import.import_lines(
-                get_engine(),
-                get_vault(),
+                ctx.engine,
+                ctx.vault,
                 line_import.read_rows(handle),
                 clock.now,
                 progress=lambda n: bar.advance(task, n),
@@ -183,8 +168,7 @@ def audit_person(id_number: str) -> None:
     if number is None:
         _fail("that is not a valid resident identity number (GB 11643)")
         return
-    with unit_of_work(write=False) as session:
-        rows = bureau.audit_of(session, get_vault(), number)
+    rows = bureau.person_audit(hub_context(), number)
     table = Table(title=f"credit database use about {mask_id(number)}")
     for column in ("at (UTC)", "requested by", "purpose", "consent", "outcome", "reused"):
         table.add_column(column)
@@ -277,9 +261,7 @@ def demo_days(
 @recon_app.command("list")
 def recon_list(status: str = typer.Option("open", help="open or resolved")) -> None:
     """The mismatches reconciliation found, newest first."""
-    with unit_of_work(write=False) as session:
-        rows = list(session.scalars(reconciliation.open_mismatches(status)))
-        views = [reconciliation.mismatch_view(m) for m in rows]
+    views = reconciliation_run.mismatches(hub_context(), status)
     table = Table(title=f"{status} mismatches")
     for column in ("id", "window", "source", "kind", "ref", "hub fen", "partner fen"):
         table.add_column(column)
@@ -301,8 +283,7 @@ def recon_list(status: str = typer.Option("open", help="open or resolved")) -> N
 def recon_resolve(mismatch_id: str, note: str = typer.Option(..., help="what was done")) -> None:
     """Mark a mismatch resolved, with a note of what was done about it."""
     try:
-        with unit_of_work() as session:
-            reconciliation.resolve(session, mismatch_id, note, clock.now())
+        reconciliation_run.resolve(hub_context(), mismatch_id, note)
     except HubError as exc:
         _fail(exc.detail)
     err.print(f"mismatch {mismatch_id} resolved")

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hub.core import clock, partners
-from hub.core.db import get_engine, unit_of_work
-from hub.core.personal_data import get_vault
+from hub.context import HubContext
+from hub.core import partner_admin
 from hub.settings import Settings
-from models.core.tables import Partner
 
 HOSPITALS = [
     ("XMH1", "Xiamen First Hospital"),
@@ -41,25 +38,14 @@ def demo_partners() -> list[tuple[str, str, str]]:
 def ensure_partners(
     settings: Settings, known: dict[str, str], webhook_url: str | None
 ) -> dict[str, str]:
-    """API keys by partner code: the known ones, plus new partners or new keys as needed."""
-    vault, keys = get_vault(settings), dict(known)
-    with unit_of_work(get_engine(settings)) as session:
-        for kind, code, name in demo_partners():
-            exists = session.query(Partner).filter(Partner.code == code).one_or_none()
-            if exists is None:
-                new = partners.add_partner(
-                    session,
-                    vault,
-                    kind=kind,
-                    name=name,
-                    code=code,
-                    webhook_url=webhook_url if kind != "operator" else None,
-                    now=clock.now(),
-                )
-                keys[code] = new.api_key
-            elif code not in keys:  # the key was lost with up.json: issue a new one
-                keys[code] = partners.rotate_key(session, code, grace=timedelta(0), now=clock.now())
-    return keys
+    """API keys by partner code: the known ones, plus new partners or new keys as needed
+    (a key lost with up.json is replaced by a new one)."""
+    wanted = [
+        (kind, code, name, webhook_url if kind != "operator" else None)
+        for kind, code, name in demo_partners()
+    ]
+    fresh = partner_admin.ensure(HubContext.of(settings), wanted, set(known))
+    return {**known, **fresh}
 
 
 def read_up_file(path: Path) -> dict[str, Any]:

@@ -28,19 +28,17 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, select
 
 from credithub.demo import demo_partners, read_up_file
 from credithub.demo_desks import Desks, Tally, set_clock
 from credithub.demo_report import DayRow, Summary
 from credithub.supervisor import prefect_env
 from credithub.threaded_server import serve
-from hub.core import clock, migrate, partners
-from hub.core.db import empty_all_tables, get_engine, unit_of_work
-from hub.core.personal_data import get_vault
-from hub.medical import reconciliation, settlement
+from hub.context import HubContext
+from hub.core import clock, migrate, partner_admin
+from hub.core.db import empty_all_tables
+from hub.medical import reconciliation_run, settlement_run
 from hub.settings import Settings
-from models.medical.tables import SettlementWindow
 from simulators import bank, credit_bureau, hospital
 
 if TYPE_CHECKING:
@@ -120,7 +118,7 @@ def demo_settings(main: Settings, home: Path, options: Options, urls: dict[str, 
 
 def fresh_database(settings: Settings, main: Settings) -> None:
     """A new SQLite file each run; a named database is migrated and emptied."""
-    engine = get_engine(settings)
+    engine = HubContext.of(settings).engine
     engine.dispose()
     if not settings.database_url:
         for suffix in ("", "-wal", "-shm"):
@@ -131,14 +129,8 @@ def fresh_database(settings: Settings, main: Settings) -> None:
 
 def add_partners(settings: Settings) -> dict[str, str]:
     """The demo partners (five hospitals, two banks, the channel, the operator); their keys."""
-    vault, keys = get_vault(settings), {}
-    with unit_of_work(get_engine(settings)) as session:
-        for kind, code, name in demo_partners():
-            new = partners.add_partner(
-                session, vault, kind=kind, name=name, code=code, webhook_url=None, now=clock.now()
-            )
-            keys[code] = new.api_key
-    return keys
+    wanted = [(kind, code, name, None) for kind, code, name in demo_partners()]
+    return {new.code: new.api_key for new in partner_admin.add_all(HubContext.of(settings), wanted)}
 
 
 def business_days(zone: str, count: int) -> list[date]:
@@ -179,19 +171,12 @@ def simulate_day(desks: Desks, settings: Settings, day: date, options: Options) 
 
 def record_night(settings: Settings, row: DayRow, settled: list[str]) -> None:
     """What the night's settlement paid, the state of the window it closed, open mismatches."""
-    with unit_of_work(get_engine(settings), write=False) as session:
-        for window_id in settled:
-            rows = settlement.window_report(session, window_id)
-            row.settled_fen += sum(r["net_fen"] for r in rows if r["status"] == "settled")
-        last_closed = (
-            select(SettlementWindow.status)
-            .where(SettlementWindow.closed_at.is_not(None))
-            .order_by(SettlementWindow.closed_at.desc(), SettlementWindow.id.desc())
-            .limit(1)
-        )
-        row.window_status = session.scalar(last_closed) or "none"
-        found = reconciliation.open_mismatches("open").subquery()
-        row.open_mismatches = int(session.scalar(select(func.count()).select_from(found)) or 0)
+    ctx = HubContext.of(settings)
+    for window_id in settled:
+        rows = settlement_run.window_report(ctx, window_id)
+        row.settled_fen += sum(r["net_fen"] for r in rows if r["status"] == "settled")
+    row.window_status = settlement_run.last_closed_status(ctx) or "none"
+    row.open_mismatches = reconciliation_run.count(ctx, "open")
 
 
 def check_books(
@@ -202,13 +187,7 @@ def check_books(
     summary.trial_balance_fen = int(answer.json()["total_fen"])
     if summary.trial_balance_fen != 0:
         summary.failures.append(f"the trial balance totals {summary.trial_balance_fen} fen, not 0")
-    with unit_of_work(get_engine(settings), write=False) as session:
-        unsettled = session.execute(
-            select(SettlementWindow.id, SettlementWindow.status).where(
-                SettlementWindow.status.not_in(("open", "settled"))
-            )
-        ).all()
-    for window_id, status in unsettled:
+    for window_id, status in settlement_run.unsettled(HubContext.of(settings)):
         summary.failures.append(f"settlement window {window_id} is {status}, not settled")
     for row in summary.rows:
         if row.window_status != "settled":
@@ -245,7 +224,7 @@ def _world(
     stack: ExitStack, main: Settings, home: Path, options: Options
 ) -> tuple[Desks, Settings, dict[str, str]]:
     """Start the stand-ins, make the database and partners, open the API; the desks."""
-    from flows import context
+    from hub import context
 
     knobs = credit_bureau.Knobs(seed=options.seed)
     urls = {"bureau": stack.enter_context(serve(credit_bureau.create_app(STAND_IN_KEY, knobs)))}

@@ -18,7 +18,7 @@ import httpx
 
 from credithub.demo import read_up_file
 from credithub.supervisor import prefect_env
-from flows import context
+from hub import context
 from hub.core import clock
 from hub.settings import get_settings
 

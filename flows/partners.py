@@ -10,6 +10,7 @@ from hub.settings import Settings
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.hospital import HospitalClient
+from integrations.webhooks import WebhookSender
 from models.core.partner_errors import PartnerRejected
 
 
@@ -18,11 +19,16 @@ class UnknownBankSystem(PartnerRejected):
 
 
 class PartnerSystems:
-    """The credit database and every configured bank, over one connection pool."""
+    """The credit database, every configured bank and hospital system, and the
+    partners' webhook URLs, over one connection pool: the ports the hub's use cases
+    are given (`hub.medical.enrollment.PartnerSystems`, `settlement_run.PayoutBank`,
+    `reconciliation_run.Counterparties`, `collections_run.OverdueReporter`,
+    `webhook_delivery.EventSender`)."""
 
     def __init__(self, settings: Settings, http: httpx.Client):
         self._http, self._settings = http, settings
         self.bureau = CreditBureauClient(http, settings.bureau_url, settings.bureau_api_key)
+        self.webhooks = WebhookSender(http, settings.webhook_timeout_seconds)
         self._banks: dict[str, BankClient] = {}
         self._hospitals: dict[str, HospitalClient] = {}
 

@@ -4,45 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
-import httpx
 from prefect import flow, task
 
-from flows.context import hub_context
-from hub.core import clock, events
-from hub.core.db import unit_of_work
-from integrations.webhooks import WebhookSender
+from flows.partners import partner_systems
+from hub.context import hub_context
+from hub.core import webhook_delivery
+from hub.core.events import Delivery
 
 
 @task(name="deliver-events")
 def deliver_due(limit: int) -> dict[str, int]:
     """Send one batch of due events, several at once; counts by outcome."""
     ctx = hub_context()
-    with unit_of_work(ctx.engine, write=False) as session:
-        due = events.due(session, ctx.vault, clock.now(), limit)
-    give_up = timedelta(hours=ctx.settings.webhook_retry_hours)
-    with httpx.Client() as http:
-        sender = WebhookSender(http, ctx.settings.webhook_timeout_seconds)
+    sender = partner_systems(ctx.settings).webhooks
 
-        def deliver(job: events.Delivery) -> str:
-            stamp = int(clock.now().timestamp())
-            error = sender.send(
-                job.url, job.raw_body, events.sign([job.secret], stamp, job.raw_body)
-            )
-            with unit_of_work(ctx.engine) as session:
-                events.record_attempt(
-                    session,
-                    job.row_id,
-                    delivered=error is None,
-                    error=error,
-                    now=clock.now(),
-                    give_up_after=give_up,
-                )
-            return "delivered" if error is None else "retry_later"
+    def deliver(job: Delivery) -> str:
+        return webhook_delivery.deliver(ctx, sender, job)
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return dict(Counter(pool.map(deliver, due)))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(Counter(pool.map(deliver, webhook_delivery.due(ctx, limit))))
 
 
 @flow(name="webhooks")

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from flows import context
 from flows.medical.collections import collect
 from flows.medical.hold_expiry import expire_holds
+from hub import context
 from hub.core import clock
 from hub.core.db import get_engine, unit_of_work
 from hub.settings import Settings

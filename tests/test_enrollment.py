@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from flows import context
 from flows.medical.enrollment import enroll_pending
 from flows.partners import partner_systems
 from flows.webhooks import deliver_events
+from hub import context
 from hub.core import clock, events
 from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from flows import context
 from flows.medical.enrollment import enroll_pending
+from hub import context
 from hub.settings import Settings
 from simulators import bank, credit_bureau, hospital, hospital_traffic
 from simulators.hospital_books import HospitalKnobs, Partners

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from flows import context
 from flows.medical.reconciliation import reconcile
 from flows.medical.settlement import settle
+from hub import context
 from hub.core import clock
 from hub.core.clock import business_date
 from hub.settings import Settings

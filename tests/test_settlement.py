@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from flows import context
 from flows.medical.settlement import settle
 from flows.partners import partner_systems
+from hub import context
 from hub.core import clock
 from hub.core.clock import business_date
 from hub.core.db import get_engine, unit_of_work

@@ -14,31 +14,25 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.context import hub_context
 from flows.partners import partner_systems
-from hub.core import clock
-from hub.core.db import unit_of_work
-from hub.medical import enrollment
+from hub.context import hub_context
+from hub.medical import enrollment_run
 
 
 @task(name="due-enrolments")
 def due_enrollments(limit: int) -> list[str]:
-    ctx = hub_context()
-    with unit_of_work(ctx.engine, write=False) as session:
-        return enrollment.due(session, clock.now(), limit)
+    return enrollment_run.due(hub_context(), limit)
 
 
 @task(name="decide-enrolments")
 def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
     """Take each enrolment of the batch as far as it goes; counts by outcome."""
     ctx = hub_context()
-    partners, rules = partner_systems(ctx.settings), ctx.enrollment_rules
+    partners = partner_systems(ctx.settings)
 
     def one(enrollment_id: str) -> str:
         try:
-            return enrollment.process(
-                ctx.engine, ctx.vault, partners, enrollment_id, rules, clock.now
-            )
+            return enrollment_run.decide(ctx, partners, enrollment_id)
         except Exception as exc:  # one bad enrolment must not stop the batch
             get_run_logger().error("enrolment %s failed: %s", enrollment_id, type(exc).__name__)
             return f"error:{type(exc).__name__}"

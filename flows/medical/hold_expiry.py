@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from flows.context import hub_context
-from hub.core import clock
-from hub.core.db import unit_of_work
-from hub.medical import holds
+from hub.context import hub_context
+from hub.medical import hold_expiry
 
 
 @task(name="sweep-expired-holds")
 def sweep(max_lines: int) -> tuple[int, int]:
-    ctx = hub_context()
-    with unit_of_work(ctx.engine) as session:
-        return holds.release_all_expired(session, clock.now(), max_lines)
+    return hold_expiry.sweep(hub_context(), max_lines)
 
 
 @flow(name="hold-expiry")

@@ -14,61 +14,32 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.context import hub_context
 from flows.medical.reconciliation import reconcile
 from flows.partners import partner_systems
-from hub.core import clock
-from hub.core.db import unit_of_work
-from hub.medical import settlement, windows
-from models.core.partner_errors import PartnerError, PartnerRejected
+from hub.context import hub_context
+from hub.medical import settlement_run
+from hub.medical.settlement import PayoutOrder
 
 
 @task(name="close-window")
 def close_window() -> str:
-    ctx = hub_context()
-    with unit_of_work(ctx.engine) as session:
-        return windows.close_window(session, clock.now())
+    return settlement_run.close_window(hub_context())
 
 
 @task(name="compute-windows")
 def compute_windows() -> list[str]:
     """Compute every closed window's lines; returns the windows still to pay, oldest first."""
-    ctx = hub_context()
-    with unit_of_work(ctx.engine) as session:
-        for window_id in windows.to_settle(session):
-            settlement.compute(session, window_id, ctx.settings.business_timezone, clock.now())
-    with unit_of_work(ctx.engine, write=False) as session:
-        return windows.to_settle(session)
+    return settlement_run.compute_closed(hub_context())
 
 
 @task(name="pay-bank")
-def pay_bank(bank_code: str, orders: list[settlement.PayoutOrder]) -> dict[str, int]:
-    """Instruct one bank to pay each of its lines; counts by outcome."""
+def pay_bank(bank_code: str, orders: list[PayoutOrder]) -> dict[str, int]:
+    """Instruct one bank to pay each of its lines, several at once; counts by outcome."""
     ctx = hub_context()
     bank = partner_systems(ctx.settings).bank_client(bank_code)
 
-    def pay(order: settlement.PayoutOrder) -> str:
-        with unit_of_work(ctx.engine) as session:
-            settlement.mark_instructed(session, order.line_id, clock.now())
-        try:
-            payout = bank.pay(
-                payout_id=order.payout_id,
-                hospital_code=order.hospital_code,
-                amount_fen=order.amount_fen,
-                value_date=order.value_date,
-                idempotency_key=order.payout_id,
-            )
-        except PartnerRejected as exc:
-            with unit_of_work(ctx.engine) as session:
-                settlement.fail(session, order.line_id, f"refused: {exc}", clock.now())
-            return "failed"
-        except PartnerError as exc:
-            with unit_of_work(ctx.engine) as session:
-                settlement.note_retry(session, order.line_id, type(exc).__name__)
-            return "retry_later"
-        with unit_of_work(ctx.engine) as session:
-            settlement.confirm(session, order.line_id, payout.bank_txn_id, clock.now())
-        return "settled"
+    def pay(order: PayoutOrder) -> str:
+        return settlement_run.pay(ctx, bank, order)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(Counter(pool.map(pay, orders)))
@@ -76,9 +47,7 @@ def pay_bank(bank_code: str, orders: list[settlement.PayoutOrder]) -> dict[str, 
 
 @task(name="roll-up")
 def roll_up(window_id: str) -> dict[str, str]:
-    ctx = hub_context()
-    with unit_of_work(ctx.engine) as session:
-        return settlement.roll_up(session, window_id, clock.now())
+    return settlement_run.roll_up(hub_context(), window_id)
 
 
 @task(name="wait-for-close")
@@ -87,9 +56,8 @@ def wait_for_close(window_id: str, seconds: float = 30) -> bool:
     ctx = hub_context()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with unit_of_work(ctx.engine, write=False) as session:
-            if windows.status_of(session, window_id) != "open":
-                return True
+        if settlement_run.window_status(ctx, window_id) != "open":
+            return True
         time.sleep(0.5)
     return False
 
@@ -108,10 +76,8 @@ def settle(close: bool = False, window_id: str | None = None) -> dict[str, dict[
         wait_for_close(window_id)
     report: dict[str, dict[str, int]] = {}
     for window_id in compute_windows():
-        with unit_of_work(ctx.engine, write=False) as session:
-            orders = settlement.orders(session, window_id, ctx.settings.business_timezone)
-        by_bank: dict[str, list[settlement.PayoutOrder]] = defaultdict(list)
-        for order in orders:
+        by_bank: dict[str, list[PayoutOrder]] = defaultdict(list)
+        for order in settlement_run.orders(ctx, window_id):
             by_bank[order.bank_code].append(order)
         outcome: Counter[str] = Counter()
         for bank_code, bank_orders in sorted(by_bank.items()):
@@ -125,9 +91,7 @@ def settle(close: bool = False, window_id: str | None = None) -> dict[str, dict[
 
 def _artifacts(window_id: str) -> None:
     """What an operator reads at a glance: totals per bank and hospital, what failed and why."""
-    ctx = hub_context()
-    with unit_of_work(ctx.engine, write=False) as session:
-        rows = settlement.window_report(session, window_id)
+    rows = settlement_run.window_report(hub_context(), window_id)
     paid = sum(r["net_fen"] for r in rows if r["status"] == "settled")
     owed = sum(r["net_fen"] for r in rows if r["status"] in ("pending", "instructed"))
     carried = sum(r["net_fen"] for r in rows if r["status"] == "carried")

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -23,6 +23,9 @@ from hub.core.personal_data import Vault
 from models.core.partner_errors import PartnerError
 from models.core.partner_records import PersonRecord
 from models.core.tables import BureauLookup, BureauRecord
+
+if TYPE_CHECKING:
+    from hub.context import HubContext
 
 PURPOSE_MEDICAL = "medical_credit"
 
@@ -160,3 +163,9 @@ def audit_of(session: Session, vault: Vault, id_number: str) -> list[BureauLooku
             .order_by(BureauLookup.id)
         )
     )
+
+
+def person_audit(ctx: HubContext, id_number: str) -> list[BureauLookup]:
+    """Use case: `audit_of`, for an operator (`credithub audit person`)."""
+    with unit_of_work(ctx.engine, write=False) as session:
+        return audit_of(session, ctx.vault, id_number)

@@ -11,17 +11,24 @@ UPDATEs in `hub.credit` are what keep balances right under races.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hub.settings import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
+
+Transaction: TypeAlias = Session
+"""An open unit of work, as the hub hands it to code outside the hub: to pass on
+to hub functions, never to run statements on or commit."""
+
+T = TypeVar("T")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -89,6 +96,24 @@ def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterato
     """One transaction: commit when the block ends, roll back if it raises."""
     with new_session(engine, write=write) as session, session.begin():
         yield session
+
+
+def run_read(engine: Engine, work: Callable[[Transaction], T]) -> T:
+    """`work` in one read-only transaction (the API's GET requests)."""
+    with unit_of_work(engine, write=False) as session:
+        return work(session)
+
+
+def ping(engine: Engine) -> None:
+    """A trivial query; raises when the database does not answer it."""
+    with unit_of_work(engine, write=False) as session:
+        session.execute(text("SELECT 1"))
+
+
+def is_transient(exc: OperationalError) -> bool:
+    """Deadlocks, serialisation failures and a busy SQLite are worth one more try."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in {"40001", "40P01"} or "database is locked" in str(exc.orig)
 
 
 def empty_all_tables(engine: Engine) -> None:

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from hub.core.db import new_session
+from hub.core.db import is_transient, new_session
 from hub.core.errors import HubError
 from models.core.tables import IdempotencyKey, table_of
 
@@ -205,3 +205,32 @@ def run_once(
             raise StoredMeanwhile from exc
         session.commit()
         return outcome, None
+
+
+class DatabaseFailed(Exception):
+    """The database failed the request, and trying again did not help (the cause is chained)."""
+
+
+def run(
+    engine: Engine,
+    attempt: Attempt,
+    work: Callable[[Session], Outcome],
+    outcome_of: Callable[[HubError], Outcome],
+    tries: int = 3,
+) -> tuple[Outcome, StoredOutcome | None]:
+    """`run_once`, tried again after a racing request stored the key first (to replay
+    it) or after a deadlock, serialisation failure or busy SQLite.
+
+    Raises InProgress; DatabaseFailed for any other database error, or a transient
+    one on the last try; StoredMeanwhile when the races never settle.
+    """
+    for round_ in range(tries):
+        try:
+            return run_once(engine, attempt, work, outcome_of)
+        except StoredMeanwhile:
+            if round_ + 1 == tries:
+                raise
+        except OperationalError as exc:
+            if round_ + 1 == tries or not is_transient(exc):
+                raise DatabaseFailed("the database failed the request") from exc
+    raise AssertionError("unreachable: the last try returns or raises")

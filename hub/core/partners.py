@@ -12,16 +12,22 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hub.core import clock
 from hub.core.clock import as_utc
+from hub.core.db import unit_of_work
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.ids import new_id
 from hub.core.personal_data import Vault
 from models.core.tables import Partner, PartnerKey
+
+if TYPE_CHECKING:
+    from hub.context import HubContext
 
 KINDS = ("hospital", "bank", "channel", "operator")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -130,3 +136,9 @@ def authenticate(session: Session, api_key: str, now: datetime) -> Caller | None
     if row is None or (row.expires_at is not None and as_utc(row.expires_at) <= now):
         return None
     return Caller(partner_id=row.id, kind=row.kind, code=row.code)
+
+
+def identify(ctx: HubContext, api_key: str) -> Caller | None:
+    """Use case: who holds this API key now (None when nobody active does)."""
+    with unit_of_work(ctx.engine, write=False) as session:
+        return authenticate(session, api_key, clock.now())

@@ -15,14 +15,13 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.core.db import get_engine, unit_of_work
-from hub.core.personal_data import get_vault
+from hub.context import HubContext
+from hub.core.db import ping
 from hub.settings import Settings, get_settings
 from integrations.endpoints.medical import credit as medical
 from integrations.endpoints.medical import enrollment, settlement
@@ -78,8 +77,8 @@ class RequestIdMiddleware:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = get_engine(settings)
-    pipeline = Pipeline(settings, engine, get_vault(settings))
+    ctx = HubContext.of(settings)
+    pipeline = Pipeline(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,8 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
     def health() -> Response:
         try:
-            with unit_of_work(engine, write=False) as session:
-                session.execute(text("SELECT 1"))
+            ping(ctx.engine)
         except Exception:
             log.exception("health check failed")
             return JSONResponse({"status": "unavailable"}, status_code=503)

@@ -2,7 +2,9 @@
 
 401 authentication → 429 rate limit → 403 kind → 400 Idempotency-Key →
 413/415 body → 422 validation → the use case (404, 409, 402) inside one
-transaction together with its idempotency record.
+transaction together with its idempotency record. The hub runs every
+transaction: a use case is handed the open one, and a route may first do work
+that must not hold one open (`before`: a call to another system).
 """
 
 from __future__ import annotations
@@ -11,23 +13,21 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.core import clock, idempotency
-from hub.core.db import unit_of_work
+from hub.context import HubContext
+from hub.core import clock, idempotency, partners
+from hub.core.db import Transaction, run_read
 from hub.core.errors import Forbidden, HubError, Invalid, NotFound, Unauthenticated
-from hub.core.partners import Caller, authenticate
+from hub.core.partners import Caller
 from hub.core.personal_data import Vault
 from hub.settings import Settings
 from integrations.endpoints.guards import KeyCache, RateLimiter
@@ -64,9 +64,12 @@ class Call:
     now: datetime
     settings: Settings
     vault: Vault
+    idempotency_key: str | None = None
+    prepared: Any = None  # what the route's `before` step returned
 
 
-Handler = Callable[[Call, Session], tuple[int, Any]]
+Handler = Callable[[Call, Transaction], tuple[int, Any]]
+Before = Callable[[Call, HubContext], Any]
 
 
 def _json_default(value: Any) -> Any:
@@ -87,10 +90,10 @@ def _response(status: int, text: str, headers: dict[str, str] | None = None) -> 
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, engine: Engine, vault: Vault):
-        self.settings, self.engine, self.vault = settings, engine, vault
-        self.keys = KeyCache(settings.auth_cache_seconds)
-        self.limiter = RateLimiter(settings.rate_limit_per_second)
+    def __init__(self, ctx: HubContext):
+        self.ctx, self.settings, self.vault = ctx, ctx.settings, ctx.vault
+        self.keys = KeyCache(ctx.settings.auth_cache_seconds)
+        self.limiter = RateLimiter(ctx.settings.rate_limit_per_second)
 
     async def handle(
         self,
@@ -99,6 +102,7 @@ class Pipeline:
         *,
         kinds: frozenset[str],
         body_model: type[BaseModel] | None,
+        before: Before | None = None,
     ) -> Response:
         try:
             caller = await self._authenticate(request)
@@ -125,7 +129,10 @@ class Pipeline:
                 clock.now(),
                 self.settings,
                 self.vault,
+                idempotency_key=key,
             )
+            if before is not None:  # outside any transaction
+                call = replace(call, prepared=await run_in_threadpool(before, call, self.ctx))
             if key is None:
                 status, text = await run_in_threadpool(self._run_read, call, handler)
                 return _response(status, text)
@@ -151,8 +158,7 @@ class Pipeline:
         return caller
 
     def _lookup_key(self, api_key: str) -> Caller | None:
-        with unit_of_work(self.engine, write=False) as session:
-            return authenticate(session, api_key, clock.now())
+        return partners.identify(self.ctx, api_key)
 
     @staticmethod
     def _idempotency_key(request: Request) -> str:
@@ -195,9 +201,11 @@ class Pipeline:
             raise validation_error(exc) from exc
 
     def _run_read(self, call: Call, handler: Handler) -> tuple[int, str]:
-        with unit_of_work(self.engine, write=False) as session:
+        def work(session: Transaction) -> tuple[int, str]:
             status, payload = handler(call, session)
             return status, encode(payload)
+
+        return run_read(self.ctx.engine, work)
 
     def _run_write(
         self, call: Call, handler: Handler, key: str, method: str, path: str, body: Any
@@ -206,39 +214,30 @@ class Pipeline:
         body = idempotency.fingerprint(body, self.vault.lookup_hash)
         attempt = idempotency.Attempt(call.caller.partner_id, key, method, path, body, call.now)
 
-        def work(session: Session) -> tuple[int, str]:
+        def work(session: Transaction) -> tuple[int, str]:
             status, payload = handler(call, session)
             return status, encode(payload)
 
-        for round_ in range(_RETRIES):
-            try:
-                (status, text), stored = idempotency.run_once(self.engine, attempt, work, _outcome)
-            except idempotency.StoredMeanwhile:
-                continue
-            except idempotency.InProgress as exc:
-                raise RequestInProgress("the first request with this key is still running") from exc
-            except OperationalError as exc:
-                if round_ + 1 == _RETRIES or not _is_transient(exc):
-                    log.exception("database error on %s %s", method, path)
-                    raise InternalError("the hub could not complete the request; retry it") from exc
-                continue
-            if stored is None:
-                return status, text, False
-            differing = idempotency.differences(stored, method, path, body)
-            if differing:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was first used with other values of: "
-                    + ", ".join(differing)
-                )
-            return status, text, True
-        raise InternalError("the request could not be completed; retry it")
+        try:
+            (status, text), stored = idempotency.run(
+                self.ctx.engine, attempt, work, _outcome, tries=_RETRIES
+            )
+        except idempotency.InProgress as exc:
+            raise RequestInProgress("the first request with this key is still running") from exc
+        except idempotency.DatabaseFailed as exc:
+            log.exception("database error on %s %s", method, path)
+            raise InternalError("the hub could not complete the request; retry it") from exc
+        except idempotency.StoredMeanwhile as exc:
+            raise InternalError("the request could not be completed; retry it") from exc
+        if stored is None:
+            return status, text, False
+        differing = idempotency.differences(stored, method, path, body)
+        if differing:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was first used with other values of: " + ", ".join(differing)
+            )
+        return status, text, True
 
 
 def _outcome(error: HubError) -> tuple[int, str]:
     return status_of(error), problem_text(error)
-
-
-def _is_transient(exc: OperationalError) -> bool:
-    """Deadlocks, serialisation failures and a busy SQLite are worth one more try."""
-    code = getattr(exc.orig, "sqlstate", None)
-    return code in {"40001", "40P01"} or "database is locked" in str(exc.orig)

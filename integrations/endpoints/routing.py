@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.core.errors import FieldError, Invalid
-from integrations.endpoints.pipeline import Handler, Pipeline
+from integrations.endpoints.pipeline import Before, Handler, Pipeline
 
 _PARAM = re.compile(r"{(\w+)}")
 
@@ -43,6 +43,7 @@ class Route:
     status: int
     summary: str
     query: tuple[str, ...] = ()
+    before: Before | None = None  # runs first, outside the transaction
 
 
 @dataclass
@@ -58,11 +59,12 @@ class RouteTable:
         body: type[BaseModel] | None = None,
         status: int = 200,
         query: tuple[str, ...] = (),
+        before: Before | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or handler.__name__).strip().splitlines()[0]
             self.routes.append(
-                Route(method, path, handler, frozenset(kinds), body, status, summary, query)
+                Route(method, path, handler, frozenset(kinds), body, status, summary, query, before)
             )
             return handler
 
@@ -107,7 +109,7 @@ def _openapi_extra(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
 def _endpoint(pipeline: Pipeline, route: Route) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         return await pipeline.handle(
-            request, route.handler, kinds=route.kinds, body_model=route.body
+            request, route.handler, kinds=route.kinds, body_model=route.body, before=route.before
         )
 
     return endpoint

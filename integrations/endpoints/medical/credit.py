@@ -6,19 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from hub.core import ledger
+from hub.core.db import Transaction
 from hub.core.errors import FieldError, Invalid
 from hub.core.personal_data import normalize_id_number
-from hub.medical import debts, eligibility, holds, lines, visits
+from hub.medical import debts, eligibility, holds, lines, listings, visits
 from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.problems import invalid_id_number
 from integrations.endpoints.routing import RouteTable, limit_param
 from models.medical import schemas
-from models.medical.tables import Visit
 
 routes = RouteTable()
 HOSPITAL, BANK, OPERATOR = "hospital", "bank", "operator"
@@ -35,7 +32,7 @@ def _hold_policy(call: Call) -> holds.HoldPolicy:
 @routes.add(
     "POST", "/v1/eligibility-checks", kinds={HOSPITAL}, body=schemas.EligibilityCheckRequest
 )
-def check_eligibility(call: Call, session: Session) -> tuple[int, Any]:
+def check_eligibility(call: Call, session: Transaction) -> tuple[int, Any]:
     """May this person pay by credit now?"""
     id_number = normalize_id_number(call.body.id_number)
     if id_number is None:
@@ -52,7 +49,7 @@ def check_eligibility(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/credit-lines/{credit_line_id}", kinds={HOSPITAL, BANK})
-def get_credit_line(call: Call, session: Session) -> tuple[int, Any]:
+def get_credit_line(call: Call, session: Transaction) -> tuple[int, Any]:
     """A credit line's balances and state."""
     line = lines.line_visible_to(
         session, call.params["credit_line_id"], call.caller.partner_id, call.caller.kind
@@ -63,7 +60,7 @@ def get_credit_line(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("POST", "/v1/visits", kinds={HOSPITAL}, body=schemas.OpenVisitRequest, status=201)
-def open_visit(call: Call, session: Session) -> tuple[int, Any]:
+def open_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Open a visit on a credit line."""
     b = call.body
     visit, _ = visits.open_visit(
@@ -79,25 +76,24 @@ def open_visit(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/visits/{visit_id}", kinds={HOSPITAL})
-def get_visit(call: Call, session: Session) -> tuple[int, Any]:
+def get_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """A visit with its holds, bill and refunds."""
     visit = visits.get_visit(session, call.caller.partner_id, call.params["visit_id"])
     return 200, present.visit(session, visit, call.now)
 
 
 @routes.add("GET", "/v1/visits", kinds={HOSPITAL}, query=("his_visit_id", "limit", "cursor"))
-def list_visits(call: Call, session: Session) -> tuple[int, Any]:
+def list_visits(call: Call, session: Transaction) -> tuple[int, Any]:
     """The hospital's visits, newest first (filter by his_visit_id)."""
-    limit = limit_param(call.query)
-    query = select(Visit).where(Visit.hospital_id == call.caller.partner_id)
-    if "his_visit_id" in call.query:
-        query = query.where(Visit.his_visit_id == call.query["his_visit_id"])
-    if cursor := call.query.get("cursor"):
-        query = query.where(Visit.id < cursor)
-    found = list(session.scalars(query.order_by(Visit.id.desc()).limit(limit + 1)))
-    items = [present.visit(session, v, call.now) for v in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    found, has_more = listings.visits(
+        session,
+        call.caller.partner_id,
+        call.query.get("his_visit_id"),
+        call.query.get("cursor"),
+        limit_param(call.query),
+    )
+    items = [present.visit(session, v, call.now) for v in found]
+    return 200, present.page(items, has_more, found[-1].id if has_more else None)
 
 
 @routes.add(
@@ -107,7 +103,7 @@ def list_visits(call: Call, session: Session) -> tuple[int, Any]:
     body=schemas.HoldRequest,
     status=201,
 )
-def place_hold(call: Call, session: Session) -> tuple[int, Any]:
+def place_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Hold an amount on the line for a charge."""
     b = call.body
     auth, _ = holds.place_hold(
@@ -124,7 +120,7 @@ def place_hold(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/authorizations/{authorization_id}", kinds={HOSPITAL})
-def get_authorization(call: Call, session: Session) -> tuple[int, Any]:
+def get_authorization(call: Call, session: Transaction) -> tuple[int, Any]:
     """One hold."""
     auth = holds.get_authorization(session, call.caller.partner_id, call.params["authorization_id"])
     return 200, present.authorization(auth, call.now)
@@ -136,7 +132,7 @@ def get_authorization(call: Call, session: Session) -> tuple[int, Any]:
     kinds={HOSPITAL},
     body=schemas.IncrementRequest,
 )
-def increment_hold(call: Call, session: Session) -> tuple[int, Any]:
+def increment_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Raise a hold."""
     auth = holds.increment_hold(
         session,
@@ -151,7 +147,7 @@ def increment_hold(call: Call, session: Session) -> tuple[int, Any]:
 @routes.add(
     "POST", "/v1/authorizations/{authorization_id}/void", kinds={HOSPITAL}, body=schemas.VoidRequest
 )
-def void_hold(call: Call, session: Session) -> tuple[int, Any]:
+def void_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Release a hold."""
     auth = holds.void_hold(
         session,
@@ -181,7 +177,7 @@ def _bill(body: schemas.CloseVisitRequest) -> visits.Bill:
 
 
 @routes.add("POST", "/v1/visits/{visit_id}/close", kinds={HOSPITAL}, body=schemas.CloseVisitRequest)
-def close_visit(call: Call, session: Session) -> tuple[int, Any]:
+def close_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Final bill: capture the patient's share and release the rest."""
     visit, _ = visits.close_visit(
         session,
@@ -202,7 +198,7 @@ def close_visit(call: Call, session: Session) -> tuple[int, Any]:
     body=schemas.RefundRequest,
     status=201,
 )
-def refund_visit(call: Call, session: Session) -> tuple[int, Any]:
+def refund_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Refund part of a closed visit."""
     b = call.body
     refund, _ = debts.refund_visit(
@@ -218,7 +214,7 @@ def refund_visit(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/refunds/{refund_id}", kinds={HOSPITAL})
-def get_refund(call: Call, session: Session) -> tuple[int, Any]:
+def get_refund(call: Call, session: Transaction) -> tuple[int, Any]:
     """One refund."""
     return 200, present.refund(
         debts.get_refund(session, call.caller.partner_id, call.params["refund_id"])
@@ -226,7 +222,7 @@ def get_refund(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("POST", "/v1/repayments", kinds={BANK}, body=schemas.RepaymentRequest, status=201)
-def repay(call: Call, session: Session) -> tuple[int, Any]:
+def repay(call: Call, session: Transaction) -> tuple[int, Any]:
     """The patient repaid the bank."""
     b = call.body
     limit = timedelta(seconds=call.settings.max_paid_at_future_seconds)
@@ -249,7 +245,7 @@ def repay(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/repayments/{repayment_id}", kinds={BANK})
-def get_repayment(call: Call, session: Session) -> tuple[int, Any]:
+def get_repayment(call: Call, session: Transaction) -> tuple[int, Any]:
     """One repayment."""
     return 200, present.repayment(
         debts.get_repayment(session, call.caller.partner_id, call.params["repayment_id"])
@@ -257,7 +253,7 @@ def get_repayment(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/ledger/trial-balance", kinds={OPERATOR})
-def trial_balance(call: Call, session: Session) -> tuple[int, Any]:
+def trial_balance(call: Call, session: Transaction) -> tuple[int, Any]:
     """Balances of every ledger account; they total 0."""
     accounts = ledger.trial_balance(session, holds.expiry_legs(session, call.now))
     return 200, {

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from hub.core import consent
+from hub.core.db import Transaction
 from hub.core.personal_data import normalize_id_number
 from hub.medical import enrollment
 from integrations.endpoints.pipeline import Call
@@ -20,7 +19,7 @@ STARTERS = {"hospital", "channel"}
 
 
 @routes.add("POST", "/v1/enrollments", kinds=STARTERS, body=schemas.EnrollmentRequest, status=202)
-def start_enrollment(call: Call, session: Session) -> tuple[int, Any]:
+def start_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     """Start an enrolment; the enrolment flow decides it."""
     b = call.body
     id_number = normalize_id_number(b.id_number)
@@ -47,7 +46,7 @@ def start_enrollment(call: Call, session: Session) -> tuple[int, Any]:
 
 
 @routes.add("GET", "/v1/enrollments/{enrollment_id}", kinds=STARTERS)
-def get_enrollment(call: Call, session: Session) -> tuple[int, Any]:
+def get_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     """An enrolment's state and, once approved, its credit line."""
     found = enrollment.get(session, call.caller.partner_id, call.params["enrollment_id"])
     return 200, enrollment.view(session, found)
@@ -59,7 +58,7 @@ def get_enrollment(call: Call, session: Session) -> tuple[int, Any]:
     kinds=STARTERS,
     body=schemas.WithdrawConsentRequest,
 )
-def withdraw_consent(call: Call, session: Session) -> tuple[int, Any]:
+def withdraw_consent(call: Call, session: Transaction) -> tuple[int, Any]:
     """Withdraw a consent: every further use stops at once."""
     withdrawn = consent.withdraw(
         session,

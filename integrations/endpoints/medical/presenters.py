@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from hub.core.db import Transaction
 from hub.medical.eligibility import Eligibility
 from hub.medical.holds import effective_status
 from hub.medical.lines import LineView
+from hub.medical.listings import visit_refunds
 from hub.medical.visits import visit_authorizations
 from models.medical.tables import Authorization, Refund, Repayment, Visit
 
@@ -60,8 +59,8 @@ def refund(item: Refund) -> dict[str, Any]:
     }
 
 
-def visit(session: Session, item: Visit, now: datetime) -> dict[str, Any]:
-    refunds = session.scalars(select(Refund).where(Refund.visit_id == item.id).order_by(Refund.id))
+def visit(session: Transaction, item: Visit, now: datetime) -> dict[str, Any]:
+    refunds = visit_refunds(session, item.id)
     bill = None
     if item.status == "closed":
         bill = {

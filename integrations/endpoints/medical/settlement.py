@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from hub.context import HubContext
+from hub.core.db import Transaction
 from hub.core.errors import FieldError, Invalid
-from hub.medical import reconciliation, settlement, windows
+from hub.medical import listings, reconciliation, settlement, settlement_run, windows
 from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.routing import RouteTable, limit_param
 from integrations.flow_runs import start_run
 from models.medical import schemas
-from models.medical.tables import Mismatch, SettlementBatch
 
 routes = RouteTable()
 PARTIES = {"bank", "hospital", "operator"}
+
+
+def schedule_settlement(call: Call, ctx: HubContext) -> str | None:
+    """The settlement run of this request, asked of Prefect before the transaction opens
+    (none is held across the call). The key is the request's own, so a retry of the
+    request gets the same run; the run waits for the window to be closed."""
+    open_id = settlement_run.window_to_close(ctx)
+    parameters = {"window_id": open_id, "close": False}  # the deployment's default closes
+    key = f"settlement-close:{call.caller.partner_id}:{call.idempotency_key}"
+    return start_run("settlement/settlement", parameters, key)
 
 
 @routes.add(
@@ -25,34 +34,31 @@ PARTIES = {"bank", "hospital", "operator"}
     kinds={"operator"},
     body=schemas.CloseWindowRequest,
     status=202,
+    before=schedule_settlement,
 )
-def close_window(call: Call, session: Session) -> tuple[int, Any]:
+def close_window(call: Call, session: Transaction) -> tuple[int, Any]:
     """Close the open window now and settle it."""
-    open_id = windows.current_id(session) or windows.open_window_id(session, call.now)
-    # Asked before the window is locked, so captures do not wait on Prefect; the run
-    # waits for this window to be closed, and the same window gets the same run.
-    parameters = {"window_id": open_id, "close": False}  # the deployment's default closes
-    run_id = start_run("settlement/settlement", parameters, f"settle:{open_id}")
     closed = windows.close_window(session, call.now)
-    return 202, {"window_id": closed, "flow_run_id": run_id}
+    return 202, {"window_id": closed, "flow_run_id": call.prepared}
 
 
 @routes.add("GET", "/v1/settlements", kinds=PARTIES, query=("limit", "cursor"))
-def list_settlements(call: Call, session: Session) -> tuple[int, Any]:
+def list_settlements(call: Call, session: Transaction) -> tuple[int, Any]:
     """Settlement batches this partner is party to, newest first."""
-    limit = limit_param(call.query)
-    query = settlement.visible_batches(session, call.caller.partner_id, call.caller.kind)
-    if cursor := call.query.get("cursor"):
-        query = query.where(SettlementBatch.id < cursor)
-    found = list(session.scalars(query.limit(limit + 1)))
+    found, has_more = listings.settlement_batches(
+        session,
+        call.caller.partner_id,
+        call.caller.kind,
+        call.query.get("cursor"),
+        limit_param(call.query),
+    )
     mine = call.caller.partner_id if call.caller.kind == "hospital" else None
-    items = [settlement.batch_view(session, b, mine) for b in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    items = [settlement.batch_view(session, b, mine) for b in found]
+    return 200, present.page(items, has_more, found[-1].id if has_more else None)
 
 
 @routes.add("GET", "/v1/settlements/{settlement_id}", kinds=PARTIES)
-def get_settlement(call: Call, session: Session) -> tuple[int, Any]:
+def get_settlement(call: Call, session: Transaction) -> tuple[int, Any]:
     """One settlement batch (a hospital sees only its own lines)."""
     kind = call.caller.kind
     batch = settlement.get_batch(
@@ -65,7 +71,7 @@ def get_settlement(call: Call, session: Session) -> tuple[int, Any]:
 @routes.add(
     "GET", "/v1/reconciliation/mismatches", kinds={"operator"}, query=("status", "limit", "cursor")
 )
-def list_mismatches(call: Call, session: Session) -> tuple[int, Any]:
+def list_mismatches(call: Call, session: Transaction) -> tuple[int, Any]:
     """Mismatches found by reconciliation (open ones unless ?status=resolved)."""
     limit = limit_param(call.query)
     status = call.query.get("status", "open")
@@ -73,10 +79,6 @@ def list_mismatches(call: Call, session: Session) -> tuple[int, Any]:
         raise Invalid(
             "status must be open or resolved", errors=[FieldError("status", "open or resolved")]
         )
-    query = reconciliation.open_mismatches(status)
-    if cursor := call.query.get("cursor"):
-        query = query.where(Mismatch.id < cursor)
-    found = list(session.scalars(query.limit(limit + 1)))
-    items = [reconciliation.mismatch_view(m) for m in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    found, has_more = listings.mismatches(session, status, call.query.get("cursor"), limit)
+    items = [reconciliation.mismatch_view(m) for m in found]
+    return 200, present.page(items, has_more, found[-1].id if has_more else None)

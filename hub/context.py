@@ -1,16 +1,23 @@
-"""What every flow needs from the hub, built once per process from the settings."""
+"""What every hub use case needs from the process: settings, the database, the vault.
+
+Built once per process from the settings; flows, the API and the command line
+take it from here and hand it to use cases, which open their own units of work.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from hub.core.db import get_engine
 from hub.core.personal_data import Vault, get_vault
-from hub.medical.enrollment import Rules
 from hub.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hub.medical.enrollment import Rules
 
 
 @dataclass(frozen=True)
@@ -19,8 +26,15 @@ class HubContext:
     engine: Engine
     vault: Vault
 
+    @classmethod
+    def of(cls, settings: Settings) -> HubContext:
+        """A context for these settings (the process's own is left as it is)."""
+        return cls(settings, get_engine(settings), get_vault(settings))
+
     @property
     def enrollment_rules(self) -> Rules:
+        from hub.medical.enrollment import Rules  # the medical programme builds on this module
+
         s = self.settings
         return Rules(
             min_age=s.min_age,
@@ -44,7 +58,7 @@ def hub_context() -> HubContext:
 
 
 def use(settings: Settings) -> HubContext:
-    """Run the flows of this process with these settings (tests, `credithub run`)."""
+    """Run this process's use cases with these settings (tests, `credithub run`)."""
     global _current
-    _current = HubContext(settings, get_engine(settings), get_vault(settings))
+    _current = HubContext.of(settings)
     return _current
