@@ -41,7 +41,7 @@ def report_overdue() -> dict[str, int]:
     bureau = partner_systems(ctx.settings).bureau
     counts = {"reported": 0, "retry_later": 0}
     for report in due:
-        key = f"overdue:{report.visit_id}"
+        key = report.report_id
         try:
             bureau.report_overdue(
                 report_id=key,

@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.core import ledger
+from hub.core import ledger, pagination
 from hub.core.errors import FieldError, Invalid
 from hub.core.personal_data import normalize_id_number
 from hub.medical import debts, eligibility, holds, lines, visits
 from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.problems import invalid_id_number
-from integrations.endpoints.routing import RouteTable, limit_param
+from integrations.endpoints.routing import RouteTable
 from models.medical import schemas
 from models.medical.tables import Visit
 
@@ -88,16 +88,11 @@ def get_visit(call: Call, session: Session) -> tuple[int, Any]:
 @routes.add("GET", "/v1/visits", kinds={HOSPITAL}, query=("his_visit_id", "limit", "cursor"))
 def list_visits(call: Call, session: Session) -> tuple[int, Any]:
     """The hospital's visits, newest first (filter by his_visit_id)."""
-    limit = limit_param(call.query)
     query = select(Visit).where(Visit.hospital_id == call.caller.partner_id)
     if "his_visit_id" in call.query:
         query = query.where(Visit.his_visit_id == call.query["his_visit_id"])
-    if cursor := call.query.get("cursor"):
-        query = query.where(Visit.id < cursor)
-    found = list(session.scalars(query.order_by(Visit.id.desc()).limit(limit + 1)))
-    items = [present.visit(session, v, call.now) for v in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    page = pagination.newest_first(session, query, Visit.id, call.query)
+    return 200, page.as_contract(lambda visit: present.visit(session, visit, call.now))
 
 
 @routes.add(

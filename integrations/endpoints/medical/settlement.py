@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hub.core import pagination
 from hub.core.errors import FieldError, Invalid
 from hub.medical import reconciliation, settlement, windows
-from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
-from integrations.endpoints.routing import RouteTable, limit_param
+from integrations.endpoints.routing import RouteTable
 from integrations.flow_runs import start_run
 from models.medical import schemas
-from models.medical.tables import Mismatch, SettlementBatch
+from models.medical.tables import Mismatch, MismatchStatus, SettlementBatch
 
 routes = RouteTable()
 PARTIES = {"bank", "hospital", "operator"}
@@ -40,15 +40,10 @@ def close_window(call: Call, session: Session) -> tuple[int, Any]:
 @routes.add("GET", "/v1/settlements", kinds=PARTIES, query=("limit", "cursor"))
 def list_settlements(call: Call, session: Session) -> tuple[int, Any]:
     """Settlement batches this partner is party to, newest first."""
-    limit = limit_param(call.query)
     query = settlement.visible_batches(session, call.caller.partner_id, call.caller.kind)
-    if cursor := call.query.get("cursor"):
-        query = query.where(SettlementBatch.id < cursor)
-    found = list(session.scalars(query.limit(limit + 1)))
+    page = pagination.newest_first(session, query, SettlementBatch.id, call.query)
     mine = call.caller.partner_id if call.caller.kind == "hospital" else None
-    items = [settlement.batch_view(session, b, mine) for b in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    return 200, page.as_contract(lambda batch: settlement.batch_view(session, batch, mine))
 
 
 @routes.add("GET", "/v1/settlements/{settlement_id}", kinds=PARTIES)
@@ -67,16 +62,11 @@ def get_settlement(call: Call, session: Session) -> tuple[int, Any]:
 )
 def list_mismatches(call: Call, session: Session) -> tuple[int, Any]:
     """Mismatches found by reconciliation (open ones unless ?status=resolved)."""
-    limit = limit_param(call.query)
-    status = call.query.get("status", "open")
-    if status not in ("open", "resolved"):
+    status = call.query.get("status", MismatchStatus.OPEN)
+    if status not in tuple(MismatchStatus):
         raise Invalid(
             "status must be open or resolved", errors=[FieldError("status", "open or resolved")]
         )
-    query = reconciliation.open_mismatches(status)
-    if cursor := call.query.get("cursor"):
-        query = query.where(Mismatch.id < cursor)
-    found = list(session.scalars(query.limit(limit + 1)))
-    items = [reconciliation.mismatch_view(m) for m in found[:limit]]
-    has_more = len(found) > limit
-    return 200, present.page(items, has_more, found[limit - 1].id if has_more else None)
+    query = reconciliation.open_mismatches(MismatchStatus(status))
+    page = pagination.newest_first(session, query, Mismatch.id, call.query)
+    return 200, page.as_contract(reconciliation.mismatch_view)
