@@ -118,7 +118,7 @@ def test_long_overdue_debt_is_reported_once(
     stage: tuple[World, httpx.Client], prefect_harness: None
 ) -> None:
     world, bureau = stage
-    _close_visit(world, "V1", 12_345)
+    visit = _close_visit(world, "V1", 12_345)
     clock.set_now(at_noon(15, month=4))  # 29 days past due
     assert collect()["reported"] == 0
     clock.set_now(at_noon(16, month=4))  # 30 days
@@ -127,6 +127,7 @@ def test_long_overdue_debt_is_reported_once(
     reports = bureau.get("/reports/overdue").json()["items"]
     assert len(reports) == 1 and reports[0]["amount_fen"] == 12_345
     assert reports[0]["days_past_due"] == 30
+    assert reports[0]["report_id"] == f"overdue:{visit}"  # keyed by what the debt is for
     assert _balanced(world)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
-from hub.core import clock
+from hub.core import clock, ledger
 from hub.core.db import get_engine, unit_of_work
+from hub.medical import held_credit, holds
+from hub.settings import Settings
 from models.medical.tables import CreditLine
-from tests.conftest import ID_NUMBERS, World
+from tests.conftest import ID_NUMBERS, World, make_world
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 BILL_ITEMS = [{"code": "A", "name": "care", "amount_fen": 0}]
@@ -318,3 +321,80 @@ def test_visits_are_found_by_his_visit_id(world: World) -> None:
     rest = world.get("h1", f"/v1/visits?limit=1&cursor={page['next_cursor']}").json()
     assert [v["his_visit_id"] for v in rest["data"]] == ["V1"] and rest["has_more"] is False
     assert world.get("h1", "/v1/visits?limit=0").status_code == 422
+
+
+def held_in_step(world: World) -> int:
+    """The line's stored held_fen, asserted equal to what the ledger has posted to it."""
+    line_id = world.ids["line"]
+    with unit_of_work(get_engine(world.settings), write=False) as session:
+        stored = session.scalar(select(CreditLine.held_fen).where(CreditLine.id == line_id))
+        posted = ledger.balance(session, ledger.line_held(line_id))
+    assert stored == posted, f"held_fen {stored}, ledger line:held {posted}"
+    return int(stored or 0)
+
+
+def test_held_credit_never_drifts_from_the_ledger(world: World) -> None:
+    clock.set_now(T0)
+    visit = setup_visit(world)
+    first = hold(world, visit, 30_000, "O1")
+    assert held_in_step(world) == 30_000
+    world.post(
+        "h1", f"/v1/authorizations/{first['authorization_id']}/increments", {"amount_fen": 5_000}
+    )
+    second = hold(world, visit, 20_000, "O2")
+    assert held_in_step(world) == 55_000
+    r = world.post("h1", f"/v1/authorizations/{second['authorization_id']}/void", {})
+    assert r.status_code == 200 and held_in_step(world) == 35_000
+    other = setup_visit(world, "V2")
+    hold(world, other, 10_000, "O3")
+    clock.set_now(T0 + timedelta(hours=72))  # both holds expire; nothing swept them yet
+    assert held_in_step(world) == 45_000 and line(world)["held_fen"] == 0
+    fresh = hold(world, other, 100_000, "O4")  # room made by releasing the expired holds
+    assert held_in_step(world) == 100_000
+    with unit_of_work(get_engine(world.settings)) as session:  # the sweep finds nothing left
+        assert holds.release_all_expired(session, clock.now(), max_lines=10) == (0, 0)
+    r = world.post("h1", f"/v1/authorizations/{fresh['authorization_id']}/void", {})
+    assert r.status_code == 200 and held_in_step(world) == 0
+    third = setup_visit(world, "V3")
+    hold(world, third, 10_000, "O5")
+    r = world.post("h1", f"/v1/visits/{third}/close", bill("B3", 25_000))  # held 15_000 more
+    assert r.status_code == 200 and held_in_step(world) == 0
+    assert line(world)["outstanding_fen"] == 25_000 and balanced(world)
+
+
+def test_releasing_more_than_is_held_is_refused(world: World) -> None:
+    visit = setup_visit(world)
+    auth = hold(world, visit, 1_000, "O1")
+    with (
+        pytest.raises(held_credit.HeldCreditDrift),
+        unit_of_work(get_engine(world.settings)) as session,
+    ):
+        held_credit.release(
+            session,
+            line_id=world.ids["line"],
+            holds=[held_credit.Released(auth["authorization_id"], world.ids["h1"], 1_001)],
+            kind="hold_voided",
+            now=clock.now(),
+        )
+    assert held_in_step(world) == 1_000
+
+
+def test_a_hold_refused_with_a_zero_ttl_is_402(settings: Settings) -> None:
+    """A hold born expired (TTL 0) whose credit is refused: 402, not a broken balance."""
+    world = make_world(settings.model_copy(update={"hold_ttl_outpatient_hours": 0}))
+    with world.client:
+        clock.set_now(T0)
+        visit = setup_visit(world)
+        first = hold(world, visit, 60_000, "O1")
+        assert first["status"] == "expired" and first["expires_at"] == "2026-03-02T02:00:00.000Z"
+        path = f"/v1/visits/{visit}/authorizations"
+        r = world.post("h1", path, {"amount_fen": 100_001, "his_order_id": "O2"})
+        assert r.status_code == 402 and r.json()["code"] == "insufficient_credit", r.text
+        assert held_in_step(world) == 60_000  # the first hold's, not yet released
+        hold(world, visit, 100_000, "O3")  # the expired first hold makes room for it
+        assert held_in_step(world) == 100_000
+        r = world.post("h1", path, {"amount_fen": 100_001, "his_order_id": "O4"})
+        assert r.status_code == 402 and r.json()["code"] == "insufficient_credit", r.text
+        assert held_in_step(world) == 100_000 and balanced(world)
+        hold(world, visit, 1, "O5")  # born expired too: every hold before it makes room
+        assert held_in_step(world) == 1 and line(world)["held_fen"] == 0

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from hub.core.ids import new_id
 from hub.core.personal_data import Vault
-from models.core.tables import Event, Partner
+from models.core.tables import Event, EventStatus, Partner
 
 SIGNATURE_HEADER = "CreditHub-Signature"
 
@@ -52,7 +52,7 @@ def emit(
                 type=type_,
                 partner_id=partner_id,
                 payload=body,
-                status="pending",
+                status=EventStatus.PENDING,
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
@@ -105,7 +105,7 @@ def due(session: Session, vault: Vault, now: datetime, limit: int) -> list[Deliv
     rows = session.execute(
         select(Event, Partner.webhook_url, Partner.webhook_secret_enc)
         .join(Partner, Partner.id == Event.partner_id)
-        .where(Event.status == "pending", Event.next_attempt_at <= now)
+        .where(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now)
         .order_by(Event.next_attempt_at, Event.id)
         .limit(limit)
     )
@@ -132,15 +132,15 @@ def record_attempt(
 ) -> None:
     """Mark a delivery done, or schedule the next try with backoff (failed after the window)."""
     event = session.get(Event, event_id, with_for_update=True)
-    if event is None or event.status != "pending":
+    if event is None or event.status != EventStatus.PENDING:
         return
     event.attempts += 1
     if delivered:
-        event.status, event.delivered_at, event.last_error = "delivered", now, None
+        event.status, event.delivered_at, event.last_error = EventStatus.DELIVERED, now, None
         return
     event.last_error = (error or "failed")[:200]
     if now - event.created_at >= give_up_after:
-        event.status = "failed"
+        event.status = EventStatus.FAILED
         return
     backoff = min(timedelta(seconds=5 * 2 ** min(event.attempts, 20)), timedelta(hours=1))
     event.next_attempt_at = now + backoff

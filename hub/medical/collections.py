@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +18,14 @@ from hub.core import events
 from hub.core.personal_data import Vault
 from hub.core.references import insert_new
 from hub.medical.lines import announce, line_recipients, lock_line, overdue_fen
-from models.medical.tables import CollectionStep, CreditLine, Debt, Resident
+from models.medical.tables import (
+    CollectionStep,
+    CreditLine,
+    Debt,
+    DebtSource,
+    LineStatus,
+    Resident,
+)
 
 
 @dataclass(frozen=True)
@@ -33,15 +39,21 @@ class Policy:
 class OverdueReport:
     """A debt to report to the credit database (done by the flow, then recorded)."""
 
-    visit_id: str
+    debt_id: str
+    report_id: str  # the report's id and idempotency key at the credit database
     credit_line_id: str
     id_number: str
     amount_fen: int
     days_past_due: int
 
 
-def _unpaid() -> Any:
-    return Debt.amount_fen - Debt.paid_fen - Debt.reduced_fen
+def report_id(debt: Debt) -> str:
+    """The key a debt is reported under, derived from what it is owed for.
+
+    From the source rather than the debt's own id, so that a report sent before
+    debts had ids (migration 0005) is the same report when it is sent again.
+    """
+    return f"overdue:{debt.source_id}"
 
 
 def _once(session: Session, debt: Debt, step: str, today: date, now: datetime) -> bool:
@@ -50,7 +62,7 @@ def _once(session: Session, debt: Debt, step: str, today: date, now: datetime) -
         session,
         CollectionStep,
         {
-            "visit_id": debt.visit_id,
+            "debt_id": debt.id,
             "step": step,
             "credit_line_id": debt.credit_line_id,
             "business_date": today,
@@ -64,7 +76,9 @@ def run_day(session: Session, policy: Policy, today: date, now: datetime) -> dic
     counts = {"reminder_before": 0, "reminder_after": 0, "suspended": 0, "reinstated": 0}
     window = today + timedelta(days=1)
     debts = session.scalars(
-        select(Debt).where(_unpaid() > 0, Debt.due_date <= window).order_by(Debt.due_date)
+        select(Debt)
+        .where(Debt.unpaid_fen > 0, Debt.due_date <= window)
+        .order_by(Debt.due_date, Debt.id)
     ).all()
     for debt in debts:
         days_past = (today - debt.due_date).days
@@ -74,8 +88,8 @@ def run_day(session: Session, policy: Policy, today: date, now: datetime) -> dic
             counts[step] += 1
         if days_past >= policy.suspend_after_days and _once(session, debt, "suspended", today, now):
             line = lock_line(session, debt.credit_line_id)
-            if line.status == "active":
-                line.status, line.suspension_reason = "suspended", "overdue"
+            if line.status == LineStatus.ACTIVE:
+                line.status, line.suspension_reason = LineStatus.SUSPENDED, "overdue"
                 session.flush()
                 announce(session, line, "credit_line.suspended", policy.zone, now)
                 counts["suspended"] += 1
@@ -88,9 +102,10 @@ def _remind(session: Session, debt: Debt, step: str, now: datetime) -> None:
     assert line is not None
     data = {
         "credit_line_id": line.id,
-        "visit_id": debt.visit_id,
+        **({"visit_id": debt.source_id} if debt.source_kind == DebtSource.VISIT else {}),
+        "debt_id": debt.id,
         "due_date": debt.due_date,
-        "amount_due_fen": debt.amount_fen - debt.paid_fen - debt.reduced_fen,
+        "amount_due_fen": debt.unpaid_fen,
         "when": "before_due" if step == "reminder_before" else "after_due",
     }
     events.emit(session, "repayment.reminder", data, line_recipients(session, line), now)
@@ -101,13 +116,13 @@ def reinstate(session: Session, policy: Policy, today: date, now: datetime) -> i
     lifted = 0
     suspended = session.scalars(
         select(CreditLine.id).where(
-            CreditLine.status == "suspended", CreditLine.suspension_reason == "overdue"
+            CreditLine.status == LineStatus.SUSPENDED, CreditLine.suspension_reason == "overdue"
         )
     ).all()
     for line_id in suspended:
         if overdue_fen(session, line_id, today) == 0:
             line = lock_line(session, line_id)
-            line.status, line.suspension_reason = "active", None
+            line.status, line.suspension_reason = LineStatus.ACTIVE, None
             session.flush()
             announce(session, line, "credit_line.reinstated", policy.zone, now)
             lifted += 1
@@ -117,19 +132,20 @@ def reinstate(session: Session, policy: Policy, today: date, now: datetime) -> i
 def reports_due(session: Session, vault: Vault, policy: Policy, today: date) -> list[OverdueReport]:
     """Debts at or past the report age that were not reported yet."""
     cutoff = today - timedelta(days=policy.report_after_days)
-    done = select(CollectionStep.visit_id).where(CollectionStep.step == "reported")
+    done = select(CollectionStep.debt_id).where(CollectionStep.step == "reported")
     rows = session.execute(
         select(Debt, Resident.id_number_enc)
         .join(CreditLine, CreditLine.id == Debt.credit_line_id)
         .join(Resident, Resident.id == CreditLine.resident_id)
-        .where(_unpaid() > 0, Debt.due_date <= cutoff, Debt.visit_id.not_in(done))
+        .where(Debt.unpaid_fen > 0, Debt.due_date <= cutoff, Debt.id.not_in(done))
     )
     return [
         OverdueReport(
-            debt.visit_id,
+            debt.id,
+            report_id(debt),
             debt.credit_line_id,
             vault.decrypt(enc),
-            debt.amount_fen - debt.paid_fen - debt.reduced_fen,
+            debt.unpaid_fen,
             (today - debt.due_date).days,
         )
         for debt, enc in rows
@@ -137,6 +153,6 @@ def reports_due(session: Session, vault: Vault, policy: Policy, today: date) -> 
 
 
 def mark_reported(session: Session, report: OverdueReport, today: date, now: datetime) -> bool:
-    debt = session.get(Debt, report.visit_id)
+    debt = session.get(Debt, report.debt_id)
     assert debt is not None
     return _once(session, debt, "reported", today, now)

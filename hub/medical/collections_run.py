@@ -66,7 +66,7 @@ def report_overdue(ctx: HubContext, bureau: OverdueReporter) -> dict[str, int]:
         due = collections.reports_due(session, ctx.vault, rules, reported_on)
     counts = {"reported": 0, "retry_later": 0}
     for report in due:
-        key = f"overdue:{report.visit_id}"
+        key = report.report_id
         try:
             bureau.report_overdue(
                 report_id=key,

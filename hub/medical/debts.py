@@ -1,14 +1,15 @@
 """Debts, refunds and repayments: what residents owe banks for closed visits.
 
-Each closed visit with a capture leaves one debt. Repayments pay a line's debts
-oldest due date first; a refund first reduces its own visit's unpaid part and
-the rest the bank returns to the patient. The line's `outstanding_fen` is the
-sum of unpaid debt, kept in step in the same transaction.
+A debt has its own id and a source: each closed visit with a capture leaves
+one (a loan instalment will too). Repayments pay a line's debts oldest due
+date first; a refund first reduces its own visit's unpaid part and the rest
+the bank returns to the patient. The line's `outstanding_fen` is the sum of
+unpaid debt, kept in step in the same transaction.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,10 +18,19 @@ from hub.core import ledger
 from hub.core.clock import business_date
 from hub.core.errors import Conflict, Invalid, not_found
 from hub.core.ids import new_id
-from hub.core.references import insert_new, replay_or_refuse
+from hub.core.references import insert_or_replay
 from hub.medical.lines import announce, lock_line, overdue_fen
 from hub.medical.windows import open_window_id
-from models.medical.tables import CreditLine, Debt, Refund, Repayment, Visit
+from models.medical.tables import (
+    CreditLine,
+    Debt,
+    DebtSource,
+    LineStatus,
+    Refund,
+    Repayment,
+    Visit,
+    VisitStatus,
+)
 
 
 class RefundExceedsCaptured(Invalid):
@@ -36,6 +46,33 @@ class Overpayment(Invalid):
 class VisitNotClosed(Conflict):
     code = "visit_not_closed"
     title = "Only a closed visit can be refunded"
+
+
+def new_debt(
+    session: Session, line_id: str, source_kind: DebtSource, source_id: str, due: date, amount: int
+) -> Debt:
+    """What the resident of a line now owes its bank for one source, due on `due`."""
+    debt = Debt(
+        id=new_id("dbt"),
+        source_kind=source_kind,
+        source_id=source_id,
+        credit_line_id=line_id,
+        due_date=due,
+        amount_fen=amount,
+        paid_fen=0,
+        reduced_fen=0,
+    )
+    session.add(debt)
+    return debt
+
+
+def debt_of(session: Session, source_kind: DebtSource, source_id: str) -> Debt | None:
+    """The debt left by one source (a visit), locked for the rest of the transaction."""
+    return session.scalar(
+        select(Debt)
+        .where(Debt.source_kind == source_kind, Debt.source_id == source_id)
+        .with_for_update()
+    )
 
 
 def refund_visit(
@@ -54,14 +91,13 @@ def refund_visit(
     )
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
-    refund_id = new_id("ref")
     window_id = open_window_id(session, now)
     line = lock_line(session, visit.credit_line_id)
-    if not insert_new(
+    refund, new = insert_or_replay(
         session,
         Refund,
         {
-            "id": refund_id,
+            "id": new_id("ref"),
             "visit_id": visit_id,
             "hospital_id": hospital_id,
             "bank_id": line.bank_id,
@@ -73,40 +109,29 @@ def refund_visit(
             "settlement_window_id": window_id,
             "created_at": now,
         },
-    ):
-        existing = session.scalar(
-            select(Refund).where(
-                Refund.hospital_id == hospital_id, Refund.his_refund_id == his_refund_id
-            )
-        )
-        same = existing is not None and (
-            existing.visit_id,
-            existing.amount_fen,
-            existing.reason,
-        ) == (visit_id, amount_fen, reason)
-        return replay_or_refuse(existing, "his_refund_id", same), False
-    if visit.status != "closed":
+        reference=("hospital_id", "his_refund_id"),
+        request=("visit_id", "amount_fen", "reason"),
+    )
+    if not new:
+        return refund, False
+    if visit.status != VisitStatus.CLOSED:
         raise VisitNotClosed(f"visit {visit_id} is {visit.status}")
-    if amount_fen > visit.captured_fen - visit.refunded_fen:
+    if amount_fen > visit.refundable_fen:
         raise RefundExceedsCaptured(
-            f"at most {visit.captured_fen - visit.refunded_fen} fen of visit {visit_id} "
-            "can be refunded"
+            f"at most {visit.refundable_fen} fen of visit {visit_id} can be refunded"
         )
-    debt = session.get(Debt, visit_id, with_for_update=True)
-    unpaid = debt.amount_fen - debt.paid_fen - debt.reduced_fen if debt else 0
-    reduced = min(unpaid, amount_fen)
+    debt = debt_of(session, DebtSource.VISIT, visit_id)
+    reduced = min(debt.unpaid_fen, amount_fen) if debt else 0
     returned = amount_fen - reduced
     if debt is not None and reduced:
         debt.reduced_fen += reduced
         line.outstanding_fen -= reduced
     visit.refunded_fen += amount_fen
-    refund = session.get(Refund, refund_id)
-    assert refund is not None
     refund.debt_reduced_fen, refund.returned_to_patient_fen = reduced, returned
     ledger.post(
         session,
         "refund",
-        refund_id,
+        refund.id,
         [
             (ledger.payable(line.bank_id, hospital_id), amount_fen),
             (ledger.line_debt(line.id), -reduced),
@@ -140,12 +165,11 @@ def repay(
     line = session.get(CreditLine, credit_line_id)
     if line is None or line.bank_id != bank_id:
         raise not_found("credit line", credit_line_id)
-    repayment_id = new_id("rpy")
-    if not insert_new(
+    repayment, new = insert_or_replay(
         session,
         Repayment,
         {
-            "id": repayment_id,
+            "id": new_id("rpy"),
             "credit_line_id": credit_line_id,
             "bank_id": bank_id,
             "bank_txn_id": bank_txn_id,
@@ -154,18 +178,11 @@ def repay(
             "paid_at": paid_at,
             "created_at": now,
         },
-    ):
-        existing = session.scalar(
-            select(Repayment).where(
-                Repayment.bank_id == bank_id, Repayment.bank_txn_id == bank_txn_id
-            )
-        )
-        same = existing is not None and (
-            existing.credit_line_id,
-            existing.amount_fen,
-            existing.paid_at,
-        ) == (credit_line_id, amount_fen, paid_at)
-        return replay_or_refuse(existing, "bank_txn_id", same), False
+        reference=("bank_id", "bank_txn_id"),
+        request=("credit_line_id", "amount_fen", "paid_at"),
+    )
+    if not new:
+        return repayment, False
     line = lock_line(session, credit_line_id)
     if amount_fen > line.outstanding_fen:
         raise Overpayment(
@@ -173,39 +190,36 @@ def repay(
         )
     _pay_oldest_first(session, credit_line_id, amount_fen)
     line.outstanding_fen -= amount_fen
-    repayment = session.get(Repayment, repayment_id)
-    assert repayment is not None
     repayment.outstanding_after_fen = line.outstanding_fen
     ledger.transfer(
         session,
         "repayment",
-        repayment_id,
+        repayment.id,
         ledger.bank_repaid(bank_id),
         ledger.line_debt(line.id),
         amount_fen,
         now,
     )
     session.flush()
-    overdue_suspended = line.status == "suspended" and line.suspension_reason == "overdue"
+    overdue_suspended = line.status == LineStatus.SUSPENDED and line.suspension_reason == "overdue"
     if overdue_suspended and overdue_fen(session, line.id, business_date(now, zone)) == 0:
-        line.status, line.suspension_reason = "active", None
+        line.status, line.suspension_reason = LineStatus.ACTIVE, None
         session.flush()
         announce(session, line, "credit_line.reinstated", zone, now)
     return repayment, True
 
 
 def _pay_oldest_first(session: Session, line_id: str, amount: int) -> None:
-    unpaid = Debt.amount_fen - Debt.paid_fen - Debt.reduced_fen
     debts = session.scalars(
         select(Debt)
-        .where(Debt.credit_line_id == line_id, unpaid > 0)
-        .order_by(Debt.due_date, Debt.visit_id)
+        .where(Debt.credit_line_id == line_id, Debt.unpaid_fen > 0)
+        .order_by(Debt.due_date, Debt.id)
         .with_for_update()
     )
     for debt in debts:
         if amount == 0:
             break
-        pay = min(amount, debt.amount_fen - debt.paid_fen - debt.reduced_fen)
+        pay = min(amount, debt.unpaid_fen)
         debt.paid_fen += pay
         amount -= pay
     assert amount == 0, "outstanding_fen and the debts disagree"

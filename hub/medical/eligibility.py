@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from hub.core.personal_data import Vault
 from hub.medical.lines import current_line, find_resident, grant_access, view_line
+from models.medical.tables import LineStatus
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def check_eligibility(
         return Eligibility(eligible=False, reason="not_enrolled")
     grant_access(session, hospital_id, line.id)
     view = view_line(session, line, now, zone)
-    if view.status == "suspended":
+    if view.status == LineStatus.SUSPENDED:
         return Eligibility(eligible=False, credit_line_id=line.id, reason="suspended")
     if view.overdue_fen > 0:
         return Eligibility(eligible=False, credit_line_id=line.id, reason="overdue")

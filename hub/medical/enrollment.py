@@ -29,7 +29,7 @@ from hub.medical.lines import AlreadyEnrolled, current_line, find_resident, open
 from models.core.partner_errors import PartnerError
 from models.core.tables import Partner
 from models.medical.partner_records import CreditLineApproved, CreditLineDecision
-from models.medical.tables import CreditLine, Enrollment
+from models.medical.tables import CreditLine, Enrollment, EnrollmentStatus
 
 
 class UnknownBank(Invalid):
@@ -112,7 +112,7 @@ def start(
         raise AlreadyEnrolled(line.id)
     pending = session.scalar(
         select(Enrollment.id).where(
-            Enrollment.id_number_hash == subject, Enrollment.status == "pending"
+            Enrollment.id_number_hash == subject, Enrollment.status == EnrollmentStatus.PENDING
         )
     )
     if pending is not None:
@@ -137,7 +137,7 @@ def start(
         id_number_enc=vault.encrypt(id_number),
         name_enc=vault.encrypt(name),
         phone_enc=vault.encrypt(phone) if phone else None,
-        status="pending",
+        status=EnrollmentStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
         created_at=now,
@@ -183,7 +183,7 @@ def due(session: Session, now: datetime, limit: int) -> list[str]:
     return list(
         session.scalars(
             select(Enrollment.id)
-            .where(Enrollment.status == "pending", Enrollment.next_attempt_at <= now)
+            .where(Enrollment.status == EnrollmentStatus.PENDING, Enrollment.next_attempt_at <= now)
             .order_by(Enrollment.next_attempt_at, Enrollment.id)
             .limit(limit)
         )
@@ -194,7 +194,7 @@ def _applicant(session: Session, vault: Vault, enrollment_id: str) -> Applicant 
     row = session.execute(
         select(Enrollment, Partner.code)
         .join(Partner, Partner.id == Enrollment.bank_id)
-        .where(Enrollment.id == enrollment_id, Enrollment.status == "pending")
+        .where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.PENDING)
     ).first()
     if row is None:
         return None
@@ -283,7 +283,7 @@ def _decide(
     with unit_of_work(engine) as session:
         now = clock()
         enrollment = session.get(Enrollment, who.enrollment_id, with_for_update=True)
-        if enrollment is None or enrollment.status != "pending":
+        if enrollment is None or enrollment.status != EnrollmentStatus.PENDING:
             return "already_decided"  # another run decided it first
         if reason is None:
             try:
@@ -293,7 +293,7 @@ def _decide(
                 reason = _open(session, vault, who, enrollment, limit_fen or 0, now)
             except consent.ConsentNotValid:
                 reason = "consent_withdrawn"
-        enrollment.status = "declined" if reason else "approved"
+        enrollment.status = EnrollmentStatus.DECLINED if reason else EnrollmentStatus.APPROVED
         enrollment.decline_reason, enrollment.decided_at = reason, now
         session.flush()
         events.emit(
@@ -303,7 +303,7 @@ def _decide(
             [enrollment.partner_id],
             now,
         )
-        return reason or "approved"
+        return reason or EnrollmentStatus.APPROVED
 
 
 def _open(
@@ -343,7 +343,9 @@ def _postpone(
         wait = min(rules.retry_after * 2 ** min(who.attempts, 10), timedelta(hours=1))
         session.execute(
             update(Enrollment)
-            .where(Enrollment.id == who.enrollment_id, Enrollment.status == "pending")
+            .where(
+                Enrollment.id == who.enrollment_id, Enrollment.status == EnrollmentStatus.PENDING
+            )
             .values(
                 attempts=Enrollment.attempts + 1,
                 next_attempt_at=now + wait,

@@ -1,9 +1,9 @@
 """Holds: two-phase pre-authorisations of hospital charges against a line.
 
 A hold is `held` until the visit closes (captured or released), the hospital
-voids it, or it expires. The line's `held_fen` is moved by one conditional
-UPDATE that succeeds only while enough credit is available, so racing requests
-can never overdraw a line, on SQLite or PostgreSQL alike.
+voids it, or it expires. Its credit is reserved and given back only through
+`hub.medical.held_credit`, which keeps the line's `held_fen` and the ledger in
+step.
 
 Lock order, to keep PostgreSQL free of deadlocks: visit, then line, then holds.
 """
@@ -20,17 +20,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.core import ledger
-from hub.core.errors import Conflict, InsufficientCredit, not_found
+from hub.core.errors import Conflict, not_found
 from hub.core.ids import new_id
-from hub.core.references import replay_or_refuse
+from hub.core.references import replay
+from hub.medical import held_credit
+from hub.medical.held_credit import Released
 from hub.medical.lines import lock_line
 from models.core.tables import UTCDateTime, table_of
-from models.medical.tables import Authorization, CreditLine, Visit
-
-
-class LineNotActive(Conflict):
-    code = "line_not_active"
-    title = "The credit line is suspended or closed"
+from models.medical.tables import Authorization, AuthorizationStatus, Visit, VisitStatus
 
 
 class VisitNotOpen(Conflict):
@@ -54,55 +51,38 @@ class HoldPolicy:
 
 def effective_status(auth: Authorization, now: datetime) -> str:
     """`expired` from `expires_at` on, whether or not the sweep has run."""
-    if auth.status == "held" and auth.expires_at <= now:
-        return "expired"
+    if auth.status == AuthorizationStatus.HELD and auth.expires_at <= now:
+        return AuthorizationStatus.EXPIRED
     return auth.status
 
 
-def release_expired(session: Session, line_id: str, now: datetime) -> int:
-    """Mark the line's expired holds `expired` and give their credit back."""
+def release_expired(session: Session, line_id: str, now: datetime, keep: str | None = None) -> int:
+    """Mark the line's expired holds `expired` and give their credit back.
+
+    `keep` is a hold being placed in this transaction: born expired (a TTL of
+    zero), its credit is not reserved yet, so there is none to give back.
+    """
+    query = update(Authorization).where(
+        Authorization.credit_line_id == line_id,
+        Authorization.status == AuthorizationStatus.HELD,
+        Authorization.expires_at <= now,
+    )
+    if keep is not None:
+        query = query.where(Authorization.id != keep)
     expired = session.execute(
-        update(Authorization)
-        .where(
-            Authorization.credit_line_id == line_id,
-            Authorization.status == "held",
-            Authorization.expires_at <= now,
-        )
-        .values(status="expired")
+        query.values(status=AuthorizationStatus.EXPIRED)
         .returning(Authorization.id, Authorization.amount_fen, Authorization.hospital_id)
         .execution_options(synchronize_session=False)
     ).all()
-    total = sum(row.amount_fen for row in expired)
-    if total:
-        session.execute(
-            update(CreditLine)
-            .where(CreditLine.id == line_id)
-            .values(held_fen=CreditLine.held_fen - total)
-            .execution_options(synchronize_session=False)
-        )
-        for row in expired:
-            ledger.transfer(
-                session,
-                "hold_expired",
-                row.id,
-                ledger.hospital_holds(row.hospital_id),
-                ledger.line_held(line_id),
-                row.amount_fen,
-                now,
-            )
-    return total
-
-
-_lines = table_of(CreditLine)
-_RESERVE = (
-    update(_lines)
-    .where(
-        _lines.c.id == bindparam("line"),
-        _lines.c.status == "active",
-        _lines.c.held_fen + _lines.c.outstanding_fen + bindparam("amount") <= _lines.c.limit_fen,
+    return held_credit.release(
+        session,
+        line_id=line_id,
+        holds=[Released(row.id, row.hospital_id, row.amount_fen) for row in expired],
+        kind="hold_expired",
+        now=now,
     )
-    .values(held_fen=_lines.c.held_fen + bindparam("amount"))
-)
+
+
 _visits = table_of(Visit)
 _auths = table_of(Authorization)
 _HOLD_COLUMNS = [
@@ -138,7 +118,7 @@ def _insert_hold(dialect: str) -> Any:
             _visits.c.hospital_id,
             bindparam("his_order_id", type_=String()),
             bindparam("description", type_=String()),
-            literal("held"),
+            literal(AuthorizationStatus.HELD, String()),
             bindparam("amount", type_=BigInteger()),
             bindparam("amount", type_=BigInteger()),
             literal(0, BigInteger()),
@@ -151,7 +131,7 @@ def _insert_hold(dialect: str) -> Any:
         .where(
             _visits.c.id == bindparam("visit"),
             _visits.c.hospital_id == bindparam("hospital"),
-            _visits.c.status == "open",
+            _visits.c.status == VisitStatus.OPEN,
         )
         .with_for_update(read=True, of=_visits)
     )
@@ -172,7 +152,7 @@ def expiry_legs(session: Session, now: datetime) -> list[tuple[str, int]]:
             Authorization.hospital_id,
             func.sum(Authorization.amount_fen),
         )
-        .where(Authorization.status == "held", Authorization.expires_at <= now)
+        .where(Authorization.status == AuthorizationStatus.HELD, Authorization.expires_at <= now)
         .group_by(Authorization.credit_line_id, Authorization.hospital_id)
     )
     legs: list[tuple[str, int]] = []
@@ -190,7 +170,7 @@ def release_all_expired(session: Session, now: datetime, max_lines: int) -> tupl
     """
     line_ids = session.scalars(
         select(Authorization.credit_line_id)
-        .where(Authorization.status == "held", Authorization.expires_at <= now)
+        .where(Authorization.status == AuthorizationStatus.HELD, Authorization.expires_at <= now)
         .distinct()
         .limit(max_lines)
     ).all()
@@ -199,25 +179,6 @@ def release_all_expired(session: Session, now: datetime, max_lines: int) -> tupl
         lock_line(session, line_id)
         released += release_expired(session, line_id, now)
     return len(line_ids), released
-
-
-def reserve(session: Session, line_id: str, amount: int, now: datetime) -> None:
-    """Add `amount` to the line's held credit, or raise: the one conditional UPDATE.
-
-    Only when the first attempt fails are the line's expired holds released
-    (under the line's lock) and the UPDATE tried once more: the stored
-    `held_fen` can only over-count, so a success needs no sweep.
-    """
-    for attempt in range(2):
-        result: Any = session.connection().execute(_RESERVE, {"line": line_id, "amount": amount})
-        if result.rowcount == 1:
-            return
-        line = lock_line(session, line_id)
-        if line.status != "active":
-            raise LineNotActive(f"credit line {line_id} is {line.status}")
-        if attempt == 0 and release_expired(session, line_id, now) == 0:
-            break
-    raise InsufficientCredit(f"not enough available credit on {line_id} for {amount} fen")
 
 
 def place_hold(
@@ -247,24 +208,25 @@ def place_hold(
     inserted = connection.execute(_insert_hold(connection.dialect.name), params).first()
     if inserted is None:
         return _why_not_held(session, hospital_id, visit_id, his_order_id, amount_fen, description)
-    reserve(session, inserted.credit_line_id, amount_fen, now)
-    ledger.transfer(
+    line_id = inserted.credit_line_id
+    held_credit.reserve(
         session,
-        "hold_placed",
-        auth_id,
-        ledger.line_held(inserted.credit_line_id),
-        ledger.hospital_holds(hospital_id),
-        amount_fen,
-        now,
+        line_id=line_id,
+        hospital_id=hospital_id,
+        amount_fen=amount_fen,
+        kind="hold_placed",
+        ref=auth_id,
+        now=now,
+        make_room=lambda: release_expired(session, line_id, now, keep=auth_id),
     )
     return Authorization(
         id=auth_id,
         visit_id=visit_id,
-        credit_line_id=inserted.credit_line_id,
+        credit_line_id=line_id,
         hospital_id=hospital_id,
         his_order_id=his_order_id,
         description=description,
-        status="held",
+        status=AuthorizationStatus.HELD,
         amount_fen=amount_fen,
         initial_fen=amount_fen,
         captured_fen=0,
@@ -285,19 +247,14 @@ def _why_not_held(
     visit = session.get(Visit, visit_id)
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
-    existing = session.scalar(
-        select(Authorization).where(
-            Authorization.hospital_id == hospital_id,
-            Authorization.his_order_id == his_order_id,
-        )
+    existing = replay(
+        session,
+        Authorization,
+        {"hospital_id": hospital_id, "his_order_id": his_order_id},
+        {"visit_id": visit_id, "initial_fen": amount_fen, "description": description},
     )
     if existing is not None:
-        same = (existing.visit_id, existing.initial_fen, existing.description) == (
-            visit_id,
-            amount_fen,
-            description,
-        )
-        return replay_or_refuse(existing, "his_order_id", same), False
+        return existing, False
     raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
 
 
@@ -310,7 +267,7 @@ def get_authorization(session: Session, hospital_id: str, auth_id: str) -> Autho
 
 def _require_held(auth: Authorization, now: datetime) -> None:
     status = effective_status(auth, now)
-    if status != "held":
+    if status != AuthorizationStatus.HELD:
         raise AuthorizationNotHeld(f"authorization {auth.id} is {status}")
 
 
@@ -320,12 +277,22 @@ def increment_hold(
     """Raise a live hold by `amount_fen`; its expiry stays as it was."""
     auth = get_authorization(session, hospital_id, auth_id)
     _require_held(auth, now)
-    reserve(session, auth.credit_line_id, amount_fen, now)
+    line_id = auth.credit_line_id
+    held_credit.reserve(
+        session,
+        line_id=line_id,
+        hospital_id=hospital_id,
+        amount_fen=amount_fen,
+        kind="hold_incremented",
+        ref=auth_id,
+        now=now,
+        make_room=lambda: release_expired(session, line_id, now),
+    )
     raised = session.execute(
         update(Authorization)
         .where(
             Authorization.id == auth_id,
-            Authorization.status == "held",
+            Authorization.status == AuthorizationStatus.HELD,
             Authorization.expires_at > now,
         )
         .values(amount_fen=Authorization.amount_fen + amount_fen)
@@ -333,15 +300,6 @@ def increment_hold(
     )
     if raised.rowcount != 1:  # type: ignore[attr-defined]
         raise AuthorizationNotHeld(f"authorization {auth_id} is no longer held")
-    ledger.transfer(
-        session,
-        "hold_incremented",
-        auth_id,
-        ledger.line_held(auth.credit_line_id),
-        ledger.hospital_holds(hospital_id),
-        amount_fen,
-        now,
-    )
     session.refresh(auth)
     return auth
 
@@ -355,29 +313,21 @@ def void_hold(session: Session, *, hospital_id: str, auth_id: str, now: datetime
         update(Authorization)
         .where(
             Authorization.id == auth_id,
-            Authorization.status == "held",
+            Authorization.status == AuthorizationStatus.HELD,
             Authorization.expires_at > now,
         )
-        .values(status="voided")
+        .values(status=AuthorizationStatus.VOIDED)
         .returning(Authorization.amount_fen)
         .execution_options(synchronize_session=False)
     ).first()
     if voided is None:
         raise AuthorizationNotHeld(f"authorization {auth_id} is no longer held")
-    session.execute(
-        update(CreditLine)
-        .where(CreditLine.id == auth.credit_line_id)
-        .values(held_fen=CreditLine.held_fen - voided.amount_fen)
-        .execution_options(synchronize_session=False)
-    )
-    ledger.transfer(
+    held_credit.release(
         session,
-        "hold_voided",
-        auth_id,
-        ledger.hospital_holds(hospital_id),
-        ledger.line_held(auth.credit_line_id),
-        voided.amount_fen,
-        now,
+        line_id=auth.credit_line_id,
+        holds=[Released(auth_id, hospital_id, voided.amount_fen)],
+        kind="hold_voided",
+        now=now,
     )
     session.refresh(auth)
     return auth

@@ -20,7 +20,22 @@ from hub.core.errors import Conflict, NotFound
 from hub.core.ids import new_id
 from hub.core.personal_data import Vault
 from models.core.tables import Partner
-from models.medical.tables import Authorization, CreditLine, Debt, LineAccess, Resident, Visit
+from models.medical.tables import (
+    Authorization,
+    AuthorizationStatus,
+    CreditLine,
+    Debt,
+    LineAccess,
+    LineStatus,
+    Resident,
+    Visit,
+    VisitStatus,
+)
+
+
+class LineNotActive(Conflict):
+    code = "line_not_active"
+    title = "The credit line is suspended or closed"
 
 
 class AlreadyEnrolled(Conflict):
@@ -74,7 +89,7 @@ def current_line(session: Session, resident_id: str) -> CreditLine | None:
     """The resident's line that is not closed, if any."""
     return session.scalar(
         select(CreditLine).where(
-            CreditLine.resident_id == resident_id, CreditLine.status != "closed"
+            CreditLine.resident_id == resident_id, CreditLine.status != LineStatus.CLOSED
         )
     )
 
@@ -116,7 +131,7 @@ def open_line(
         id=new_id("cl"),
         resident_id=resident.id,
         bank_id=bank_id,
-        status="active",
+        status=LineStatus.ACTIVE,
         limit_fen=limit_fen,
         held_fen=0,
         outstanding_fen=0,
@@ -158,7 +173,7 @@ def expired_held_fen(session: Session, line_id: str, now: datetime) -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(Authorization.amount_fen), 0)).where(
             Authorization.credit_line_id == line_id,
-            Authorization.status == "held",
+            Authorization.status == AuthorizationStatus.HELD,
             Authorization.expires_at <= now,
         )
     )
@@ -167,9 +182,8 @@ def expired_held_fen(session: Session, line_id: str, now: datetime) -> int:
 
 def overdue_fen(session: Session, line_id: str, today: date) -> int:
     """Unpaid debt at least one day past its due date."""
-    unpaid = Debt.amount_fen - Debt.paid_fen - Debt.reduced_fen
     total = session.scalar(
-        select(func.coalesce(func.sum(unpaid), 0)).where(
+        select(func.coalesce(func.sum(Debt.unpaid_fen), 0)).where(
             Debt.credit_line_id == line_id, Debt.due_date <= today - timedelta(days=1)
         )
     )
@@ -177,9 +191,8 @@ def overdue_fen(session: Session, line_id: str, today: date) -> int:
 
 
 def next_due_date(session: Session, line_id: str) -> date | None:
-    unpaid = Debt.amount_fen - Debt.paid_fen - Debt.reduced_fen
     return session.scalar(
-        select(func.min(Debt.due_date)).where(Debt.credit_line_id == line_id, unpaid > 0)
+        select(func.min(Debt.due_date)).where(Debt.credit_line_id == line_id, Debt.unpaid_fen > 0)
     )
 
 
@@ -212,7 +225,7 @@ def line_recipients(session: Session, line: CreditLine) -> set[str]:
     """Credit-line events go to the line's bank and hospitals with open visits on it."""
     hospitals = session.scalars(
         select(Visit.hospital_id)
-        .where(Visit.credit_line_id == line.id, Visit.status == "open")
+        .where(Visit.credit_line_id == line.id, Visit.status == VisitStatus.OPEN)
         .distinct()
     )
     return {line.bank_id, *hospitals}

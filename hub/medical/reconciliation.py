@@ -21,8 +21,17 @@ from hub.core.clock import business_date
 from hub.core.errors import Conflict, not_found
 from hub.core.ids import new_id
 from hub.core.references import insert_new
+from hub.medical.settlement import payout_id, payout_line_id
 from models.core.tables import Partner
-from models.medical.tables import Mismatch, Refund, SettlementLine, SettlementWindow, Visit
+from models.medical.tables import (
+    Mismatch,
+    MismatchStatus,
+    Refund,
+    SettlementLine,
+    SettlementLineStatus,
+    SettlementWindow,
+    Visit,
+)
 
 Key = tuple[str, str]  # (kind, reference): ("capture", his_bill_id), ("payout", payout id)
 
@@ -96,24 +105,20 @@ def bank_books(session: Session, window_id: str, bank_id: str) -> dict[Key, int]
         select(SettlementLine.id, SettlementLine.net_fen).where(
             SettlementLine.window_id == window_id,
             SettlementLine.bank_id == bank_id,
-            SettlementLine.status == "settled",
+            SettlementLine.status == SettlementLineStatus.SETTLED,
         )
     )
-    return {("payout", f"payout:{line_id}"): int(net) for line_id, net in rows}
+    return {("payout", payout_id(line_id)): int(net) for line_id, net in rows}
 
 
 def bank_refs_elsewhere(session: Session, window_id: str, keys: Iterable[Key]) -> set[Key]:
-    ids = [
-        int(ref.split(":", 1)[1])
-        for _, ref in keys
-        if ref.startswith("payout:") and ref.split(":", 1)[1].isdigit()
-    ]
+    ids = [line_id for _, ref in keys if (line_id := payout_line_id(ref)) is not None]
     other = session.scalars(
         select(SettlementLine.id).where(
             SettlementLine.id.in_(ids), SettlementLine.window_id != window_id
         )
     )
-    return {("payout", f"payout:{line_id}") for line_id in other}
+    return {("payout", payout_id(line_id)) for line_id in other}
 
 
 def compare(
@@ -157,7 +162,7 @@ def record(
                 "ref": d.ref,
                 "hub_amount_fen": d.hub_amount_fen,
                 "partner_amount_fen": d.partner_amount_fen,
-                "status": "open",
+                "status": MismatchStatus.OPEN,
                 "created_at": now,
             },
         )
@@ -207,7 +212,7 @@ def mismatch_view(m: Mismatch) -> dict[str, Any]:
     }
 
 
-def open_mismatches(status: str = "open") -> Any:
+def open_mismatches(status: str = MismatchStatus.OPEN) -> Any:
     return select(Mismatch).where(Mismatch.status == status).order_by(Mismatch.id.desc())
 
 
@@ -220,7 +225,11 @@ def resolve(session: Session, mismatch_id: str, note: str, now: datetime) -> Mis
     mismatch = session.get(Mismatch, mismatch_id, with_for_update=True)
     if mismatch is None:
         raise not_found("mismatch", mismatch_id)
-    if mismatch.status != "open":
+    if mismatch.status != MismatchStatus.OPEN:
         raise AlreadyResolved(f"mismatch {mismatch_id} was resolved at {mismatch.resolved_at}")
-    mismatch.status, mismatch.resolution, mismatch.resolved_at = "resolved", note[:500], now
+    mismatch.status, mismatch.resolution, mismatch.resolved_at = (
+        MismatchStatus.RESOLVED,
+        note[:500],
+        now,
+    )
     return mismatch

@@ -4,8 +4,9 @@ Closing a window freezes what it holds. Its settlement lines are computed in
 one set-based statement (captured − refunded + the pair's negative net carried
 from the window before); a line whose net is not positive is carried on. Each
 positive line is paid by one bank transfer under a key derived from the line
-(`payout:<line id>`): the intent is recorded before the call and the outcome
-after it, so a rerun at any point never pays a line twice and never loses one.
+(`payout_id`, `payout:<line id>`): the intent is recorded before the call and
+the outcome after it, so a rerun at any point never pays a line twice and
+never loses one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from hub.core.clock import business_date
 from hub.core.errors import not_found
 from hub.core.ids import new_id
 from models.core.tables import Partner
-from models.medical.tables import SettlementBatch, SettlementLine, SettlementWindow
+from models.medical.tables import (
+    BatchStatus,
+    SettlementBatch,
+    SettlementLine,
+    SettlementLineStatus,
+    SettlementWindow,
+    WindowStatus,
+)
+
+_PAYOUT = "payout:"
+_UNPAID = (SettlementLineStatus.PENDING, SettlementLineStatus.INSTRUCTED)  # positive, not paid
 
 # Captures and refunds of the window, and the negative nets carried from the
 # window before, summed per bank and hospital in the database. A plain SELECT
@@ -38,10 +49,23 @@ FROM (
       FROM refunds WHERE settlement_window_id = :window GROUP BY bank_id, hospital_id
     UNION ALL
     SELECT bank_id, hospital_id, 0, 0, net_fen
-      FROM settlement_lines WHERE window_id = :previous AND status = 'carried' AND net_fen < 0
+      FROM settlement_lines WHERE window_id = :previous AND status = :carried AND net_fen < 0
 ) AS movements
 GROUP BY bank_id, hospital_id
 """)
+
+
+def payout_id(line_id: int) -> str:
+    """A settlement line's payout: the bank transfer's key and the statement's reference."""
+    return f"{_PAYOUT}{line_id}"
+
+
+def payout_line_id(ref: str) -> int | None:
+    """The settlement line a payout reference names, or None if it names none."""
+    number = ref.removeprefix(_PAYOUT)
+    if number == ref or not (number.isascii() and number.isdigit()):
+        return None
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -64,12 +88,15 @@ def compute(session: Session, window_id: str, zone: str, now: datetime) -> bool:
     window = session.get(SettlementWindow, window_id, with_for_update=True)
     if window is None:
         raise not_found("settlement window", window_id)
-    if window.status != "closed":
+    if window.status != WindowStatus.CLOSED:
         return False
     previous = window.previous_window_id
     if previous is not None:
         compute(session, previous, zone, now)  # carried nets come from the window before
-    sums = session.execute(_SUM_LINES, {"window": window_id, "previous": previous or ""}).all()
+    sums = session.execute(
+        _SUM_LINES,
+        {"window": window_id, "previous": previous or "", "carried": SettlementLineStatus.CARRIED},
+    ).all()
     lines = [
         {
             "window_id": window_id,
@@ -92,7 +119,7 @@ def compute(session: Session, window_id: str, zone: str, now: datetime) -> bool:
                     "id": batch_id,
                     "window_id": window_id,
                     "bank_id": bank_id,
-                    "status": "pending",
+                    "status": BatchStatus.PENDING,
                     "created_at": now,
                 }
                 for bank_id, batch_id in batches.items()
@@ -105,12 +132,16 @@ def compute(session: Session, window_id: str, zone: str, now: datetime) -> bool:
                 {
                     **line,
                     "batch_id": batches.get(line["bank_id"]),
-                    "status": "pending" if line["net_fen"] > 0 else "carried",
+                    "status": (
+                        SettlementLineStatus.PENDING
+                        if line["net_fen"] > 0
+                        else SettlementLineStatus.CARRIED
+                    ),
                 }
                 for line in lines
             ],
         )
-    window.status = "computed" if paying_banks else "settled"
+    window.status = WindowStatus.COMPUTED if paying_banks else WindowStatus.SETTLED
     window.settled_at = None if paying_banks else now
     return True
 
@@ -127,12 +158,12 @@ def orders(session: Session, window_id: str, zone: str) -> list[PayoutOrder]:
         .join(hospital, hospital.c.id == SettlementLine.hospital_id)
         .where(
             SettlementLine.window_id == window_id,
-            SettlementLine.status.in_(("pending", "instructed")),
+            SettlementLine.status.in_(_UNPAID),
         )
         .order_by(SettlementLine.id)
     )
     return [
-        PayoutOrder(line_id, f"payout:{line_id}", bank_code, hospital_code, net, value_date)
+        PayoutOrder(line_id, payout_id(line_id), bank_code, hospital_code, net, value_date)
         for line_id, net, bank_code, hospital_code in rows
     ]
 
@@ -141,8 +172,8 @@ def mark_instructed(session: Session, line_id: int, now: datetime) -> None:
     """Record the intent to pay before asking the bank (a rerun asks again, same key)."""
     session.execute(
         update(SettlementLine)
-        .where(SettlementLine.id == line_id, SettlementLine.status == "pending")
-        .values(status="instructed", instructed_at=now)
+        .where(SettlementLine.id == line_id, SettlementLine.status == SettlementLineStatus.PENDING)
+        .values(status=SettlementLineStatus.INSTRUCTED, instructed_at=now)
         .execution_options(synchronize_session=False)
     )
 
@@ -151,10 +182,10 @@ def confirm(session: Session, line_id: int, transfer_ref: str, now: datetime) ->
     """The bank paid: settle the line and book it, once. False if it was settled already."""
     line = session.get(SettlementLine, line_id, with_for_update=True)
     assert line is not None
-    if line.status not in ("pending", "instructed"):
+    if line.status not in _UNPAID:
         return False
     line.status, line.transfer_ref, line.settled_at, line.last_error = (
-        "settled",
+        SettlementLineStatus.SETTLED,
         transfer_ref,
         now,
         None,
@@ -162,7 +193,7 @@ def confirm(session: Session, line_id: int, transfer_ref: str, now: datetime) ->
     ledger.transfer(
         session,
         "settlement_paid",
-        f"payout:{line_id}",
+        payout_id(line_id),
         ledger.payable(line.bank_id, line.hospital_id),
         ledger.bank_paid_out(line.bank_id),
         line.net_fen,
@@ -175,8 +206,8 @@ def fail(session: Session, line_id: int, error: str, now: datetime) -> None:
     """The bank refused the transfer: the line (and its batch) failed, for an operator."""
     session.execute(
         update(SettlementLine)
-        .where(SettlementLine.id == line_id, SettlementLine.status.in_(("pending", "instructed")))
-        .values(status="failed", last_error=error[:200])
+        .where(SettlementLine.id == line_id, SettlementLine.status.in_(_UNPAID))
+        .values(status=SettlementLineStatus.FAILED, last_error=error[:200])
         .execution_options(synchronize_session=False)
     )
 
@@ -204,25 +235,28 @@ def roll_up(session: Session, window_id: str, now: datetime) -> dict[str, str]:
                 select(SettlementLine.status).where(SettlementLine.batch_id == batch.id)
             )
         )
-        paying = statuses - {"carried"}
-        new = (
-            "failed"
-            if "failed" in paying
-            else "settled"
-            if paying <= {"settled"}
-            else "instructed"
-            if "instructed" in paying or "settled" in paying
-            else "pending"
-        )
+        new = _batch_status(statuses - {SettlementLineStatus.CARRIED})
         if new != batch.status:
             batch.status = new
-            if new in ("instructed", "settled"):
+            if new in (BatchStatus.INSTRUCTED, BatchStatus.SETTLED):
                 session.flush()
                 _announce(session, batch, f"settlement.{new}", now)
         states[batch.id] = new
-    if window.status == "computed" and states and all(s == "settled" for s in states.values()):
-        window.status, window.settled_at = "settled", now
+    settled = states and all(s == BatchStatus.SETTLED for s in states.values())
+    if window.status == WindowStatus.COMPUTED and settled:
+        window.status, window.settled_at = WindowStatus.SETTLED, now
     return states
+
+
+def _batch_status(paying: set[str]) -> BatchStatus:
+    """A batch's status from its paying (not carried) lines' statuses."""
+    if SettlementLineStatus.FAILED in paying:
+        return BatchStatus.FAILED
+    if paying <= {SettlementLineStatus.SETTLED}:
+        return BatchStatus.SETTLED
+    if SettlementLineStatus.INSTRUCTED in paying or SettlementLineStatus.SETTLED in paying:
+        return BatchStatus.INSTRUCTED
+    return BatchStatus.PENDING
 
 
 def _announce(session: Session, batch: SettlementBatch, type_: str, now: datetime) -> None:
@@ -274,8 +308,8 @@ def batch_view(session: Session, batch: SettlementBatch, hospital_id: str | None
 
 
 def visible_batches(session: Session, partner_id: str, kind: str) -> Any:
-    """The batches a partner is party to (as a query, newest first)."""
-    query = select(SettlementBatch).order_by(SettlementBatch.id.desc())
+    """The batches a partner is party to (as a query)."""
+    query = select(SettlementBatch)
     if kind == "bank":
         return query.where(SettlementBatch.bank_id == partner_id)
     if kind == "hospital":

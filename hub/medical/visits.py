@@ -16,13 +16,23 @@ from sqlalchemy.orm import Session
 
 from hub.core import ledger
 from hub.core.clock import business_date
-from hub.core.errors import InsufficientCredit, not_found
+from hub.core.errors import not_found
 from hub.core.ids import new_id
-from hub.core.references import insert_new, replay_or_refuse
-from hub.medical.holds import LineNotActive, VisitNotOpen, release_expired
-from hub.medical.lines import grant_access, line_visible_to, lock_line
+from hub.core.references import insert_or_replay, replay
+from hub.medical import held_credit
+from hub.medical.debts import new_debt
+from hub.medical.holds import VisitNotOpen, release_expired
+from hub.medical.lines import LineNotActive, grant_access, line_visible_to, lock_line
 from hub.medical.windows import open_window_id
-from models.medical.tables import Authorization, CreditLine, Debt, Visit
+from models.medical.tables import (
+    Authorization,
+    AuthorizationStatus,
+    CreditLine,
+    DebtSource,
+    LineStatus,
+    Visit,
+    VisitStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -46,39 +56,28 @@ def open_visit(
 ) -> tuple[Visit, bool]:
     """Open a visit on a line the hospital may see; returns it and whether it is new."""
     line = line_visible_to(session, credit_line_id, hospital_id, "hospital")
-    visit_id = new_id("vis")
-    inserted = insert_new(
+    visit, new = insert_or_replay(
         session,
         Visit,
         {
-            "id": visit_id,
+            "id": new_id("vis"),
             "hospital_id": hospital_id,
             "credit_line_id": credit_line_id,
             "bank_id": line.bank_id,
             "his_visit_id": his_visit_id,
             "kind": kind,
             "department": department,
-            "status": "open",
+            "status": VisitStatus.OPEN,
             "opened_at": now,
         },
+        reference=("hospital_id", "his_visit_id"),
+        request=("credit_line_id", "kind", "department"),
     )
-    if not inserted:
-        existing = session.scalar(
-            select(Visit).where(
-                Visit.hospital_id == hospital_id, Visit.his_visit_id == his_visit_id
-            )
-        )
-        same = existing is not None and (
-            existing.credit_line_id,
-            existing.kind,
-            existing.department,
-        ) == (credit_line_id, kind, department)
-        return replay_or_refuse(existing, "his_visit_id", same), False
-    if line.status != "active":
+    if not new:
+        return visit, False
+    if line.status != LineStatus.ACTIVE:
         raise LineNotActive(f"credit line {credit_line_id} is {line.status}")
     grant_access(session, hospital_id, credit_line_id)
-    visit = session.get(Visit, visit_id)
-    assert visit is not None
     return visit, True
 
 
@@ -100,14 +99,6 @@ def visit_authorizations(session: Session, visit_id: str) -> list[Authorization]
     )
 
 
-def _same_bill(visit: Visit, bill: Bill) -> bool:
-    return visit.bill == {"items": bill.items} and (
-        visit.total_fen,
-        visit.insurance_fen,
-        visit.self_pay_fen,
-    ) == (bill.total_fen, bill.insurance_fen, bill.self_pay_fen)
-
-
 def close_visit(
     session: Session,
     *,
@@ -124,26 +115,30 @@ def close_visit(
     )
     if visit is None or visit.hospital_id != hospital_id:
         raise not_found("visit", visit_id)
-    same_ref = session.scalar(
-        select(Visit).where(Visit.hospital_id == hospital_id, Visit.his_bill_id == bill.his_bill_id)
+    repeated = replay(
+        session,
+        Visit,
+        {"hospital_id": hospital_id, "his_bill_id": bill.his_bill_id},
+        {
+            "id": visit.id,
+            "bill": {"items": bill.items},
+            "total_fen": bill.total_fen,
+            "insurance_fen": bill.insurance_fen,
+            "self_pay_fen": bill.self_pay_fen,
+        },
     )
-    if same_ref is not None:
-        return replay_or_refuse(
-            same_ref, "his_bill_id", same_ref.id == visit.id and _same_bill(visit, bill)
-        ), False
-    if visit.status != "open":
+    if repeated is not None:
+        return repeated, False
+    if visit.status != VisitStatus.OPEN:
         raise VisitNotOpen(f"visit {visit_id} is {visit.status}")
 
     line = lock_line(session, visit.credit_line_id)
-    if release_expired(session, line.id, now):
-        session.refresh(line)
-    holds = [a for a in visit_authorizations(session, visit_id) if a.status == "held"]
+    release_expired(session, line.id, now)
+    holds = [
+        a for a in visit_authorizations(session, visit_id) if a.status == AuthorizationStatus.HELD
+    ]
     extra = bill.self_pay_fen - sum(a.amount_fen for a in holds)
-    if extra > 0:  # the share beyond the holds is held first: an active line, enough credit
-        if line.status != "active":
-            raise LineNotActive(f"credit line {line.id} is {line.status}")
-        if line.limit_fen - line.held_fen - line.outstanding_fen < extra:
-            raise InsufficientCredit(f"not enough available credit on {line.id} for {extra} fen")
+    if extra > 0:  # the share beyond the holds is held first, as any hold is
         holds.append(_balance_hold(session, visit, bill.his_bill_id, extra, now))
     held = sum(a.amount_fen for a in holds)
     _capture_oldest_first(session, holds, bill.self_pay_fen)
@@ -157,7 +152,7 @@ def _capture_oldest_first(session: Session, holds: list[Authorization], capture:
     for auth in holds:
         take = min(capture, auth.amount_fen)
         capture -= take
-        status = "captured" if take else "released"
+        status = AuthorizationStatus.CAPTURED if take else AuthorizationStatus.RELEASED
         changes.append({"id": auth.id, "status": status, "captured_fen": take})
     if changes:
         session.execute(update(Authorization), changes)
@@ -175,55 +170,59 @@ def _record_close(
 ) -> None:
     """Move the line from held to owed, leave the debt, and book the bill."""
     capture, hospital_id = bill.self_pay_fen, visit.hospital_id
-    session.execute(
-        update(CreditLine)
-        .where(CreditLine.id == line.id)
-        .values(
-            held_fen=CreditLine.held_fen - held,
-            outstanding_fen=CreditLine.outstanding_fen + capture,
-        )
-        .execution_options(synchronize_session=False)
+    held_credit.capture(
+        session,
+        line_id=line.id,
+        bank_id=line.bank_id,
+        hospital_id=hospital_id,
+        held_fen=held,
+        captured_fen=capture,
+        kind="visit_closed",
+        ref=visit.id,
+        now=now,
+        other_legs=[
+            (ledger.insurance_due(hospital_id), bill.insurance_fen),
+            (ledger.hospital_insured(hospital_id), -bill.insurance_fen),
+        ],
     )
     due = business_date(now, zone) + timedelta(days=repay_days) if capture else None
-    if capture:
-        session.add(
-            Debt(visit_id=visit.id, credit_line_id=line.id, due_date=due, amount_fen=capture)
-        )
-    visit.status, visit.closed_at, visit.his_bill_id = "closed", now, bill.his_bill_id
+    if due is not None:
+        new_debt(session, line.id, DebtSource.VISIT, visit.id, due, capture)
+    visit.status, visit.closed_at, visit.his_bill_id = VisitStatus.CLOSED, now, bill.his_bill_id
     visit.bill = {"items": bill.items}
     visit.total_fen, visit.insurance_fen = bill.total_fen, bill.insurance_fen
     visit.self_pay_fen, visit.captured_fen = capture, capture
     visit.released_fen, visit.due_date = held - min(held, capture), due
     visit.settlement_window_id = open_window_id(session, now) if capture else None
-    ledger.post(
-        session,
-        "visit_closed",
-        visit.id,
-        [
-            (ledger.hospital_holds(hospital_id), held),
-            (ledger.line_held(line.id), -held),
-            (ledger.line_debt(line.id), capture),
-            (ledger.payable(line.bank_id, hospital_id), -capture),
-            (ledger.insurance_due(hospital_id), bill.insurance_fen),
-            (ledger.hospital_insured(hospital_id), -bill.insurance_fen),
-        ],
-        now,
-    )
     session.flush()
 
 
 def _balance_hold(
     session: Session, visit: Visit, his_bill_id: str, amount: int, now: datetime
 ) -> Authorization:
-    """The part of the patient's share beyond the holds, held at the close itself."""
+    """The part of the patient's share beyond the holds, held at the close itself.
+
+    Reserved like any hold (LineNotActive, InsufficientCredit); the line's
+    expired holds were released already.
+    """
+    auth_id = new_id("auth")
+    held_credit.reserve(
+        session,
+        line_id=visit.credit_line_id,
+        hospital_id=visit.hospital_id,
+        amount_fen=amount,
+        kind="hold_placed",
+        ref=auth_id,
+        now=now,
+    )
     auth = Authorization(
-        id=new_id("auth"),
+        id=auth_id,
         visit_id=visit.id,
         credit_line_id=visit.credit_line_id,
         hospital_id=visit.hospital_id,
         his_order_id=f"bill:{his_bill_id}",
         description="balance of the final bill",
-        status="held",
+        status=AuthorizationStatus.HELD,
         amount_fen=amount,
         initial_fen=amount,
         captured_fen=0,
@@ -231,20 +230,5 @@ def _balance_hold(
         expires_at=now,
     )
     session.add(auth)
-    session.execute(
-        update(CreditLine)
-        .where(CreditLine.id == visit.credit_line_id)
-        .values(held_fen=CreditLine.held_fen + amount)
-        .execution_options(synchronize_session=False)
-    )
-    ledger.transfer(
-        session,
-        "hold_placed",
-        auth.id,
-        ledger.line_held(visit.credit_line_id),
-        ledger.hospital_holds(visit.hospital_id),
-        amount,
-        now,
-    )
     session.flush()
     return auth

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hub.core.ids import new_id
 from hub.core.references import insert_new
-from models.medical.tables import SettlementWindow
+from models.medical.tables import SettlementWindow, WindowStatus
 
 
 def _open_new(session: Session, now: datetime, previous: str | None = None) -> None:
@@ -25,7 +25,7 @@ def _open_new(session: Session, now: datetime, previous: str | None = None) -> N
         SettlementWindow,
         {
             "id": new_id("win"),
-            "status": "open",
+            "status": WindowStatus.OPEN,
             "opened_at": now,
             "closed_at": None,
             "previous_window_id": previous,
@@ -38,7 +38,7 @@ def open_window_id(session: Session, now: datetime) -> str:
     for _ in range(5):
         window_id = session.scalar(
             select(SettlementWindow.id)
-            .where(SettlementWindow.status == "open")
+            .where(SettlementWindow.status == WindowStatus.OPEN)
             .with_for_update(read=True)
         )
         if window_id is not None:
@@ -56,8 +56,8 @@ def close_window(session: Session, now: datetime) -> str:
     for _ in range(10):  # racing closers: each lost race finds the next window open
         closed = session.execute(
             update(SettlementWindow)
-            .where(SettlementWindow.status == "open")
-            .values(status="closed", closed_at=now)
+            .where(SettlementWindow.status == WindowStatus.OPEN)
+            .values(status=WindowStatus.CLOSED, closed_at=now)
             .returning(SettlementWindow.id)
             .execution_options(synchronize_session=False)
         ).scalar_one_or_none()
@@ -70,7 +70,9 @@ def close_window(session: Session, now: datetime) -> str:
 
 def current_id(session: Session) -> str | None:
     """The open window's id, without locking it (it may be closing right now)."""
-    return session.scalar(select(SettlementWindow.id).where(SettlementWindow.status == "open"))
+    return session.scalar(
+        select(SettlementWindow.id).where(SettlementWindow.status == WindowStatus.OPEN)
+    )
 
 
 def to_settle(session: Session) -> list[str]:
@@ -78,7 +80,7 @@ def to_settle(session: Session) -> list[str]:
     return list(
         session.scalars(
             select(SettlementWindow.id)
-            .where(SettlementWindow.status.in_(("closed", "computed")))
+            .where(SettlementWindow.status.in_((WindowStatus.CLOSED, WindowStatus.COMPUTED)))
             .order_by(SettlementWindow.closed_at, SettlementWindow.id)
         )
     )

@@ -7,7 +7,7 @@ order of errors; their bodies and parameters are still documented in OpenAPI.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,21 +16,9 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.core.errors import FieldError, Invalid
 from integrations.endpoints.pipeline import Before, Handler, Pipeline
 
 _PARAM = re.compile(r"{(\w+)}")
-
-
-def limit_param(query: Mapping[str, str]) -> int:
-    """A list's `limit`: a whole number from 1 to 100, 20 when absent."""
-    raw = query.get("limit", "20")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
-        raise Invalid(
-            "limit must be a whole number from 1 to 100",
-            errors=[FieldError("limit", "must be 1-100")],
-        )
-    return int(raw)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ whom when it grows. Instants are stored as aware UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -167,6 +168,14 @@ class BureauRecord(Base):
     fetched_at: Mapped[datetime] = mapped_column(Instant)
 
 
+class EventStatus(StrEnum):
+    """An outbox row: pending until delivered, or failed once its attempts run out."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class Event(Base):
     """The outbox: one event for one recipient, written with the change it reports."""
 
@@ -177,7 +186,7 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(64))
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     payload: Mapped[Any] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=EventStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200))
     next_attempt_at: Mapped[datetime] = mapped_column(Instant)

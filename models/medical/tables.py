@@ -8,6 +8,7 @@ whom when it grows. Instants are stored as aware UTC.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,9 +24,71 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.core.tables import Base, Id, Instant, money
+
+# Statuses: stored as their values in String columns, shown as them in JSON.
+
+
+class LineStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+class VisitStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AuthorizationStatus(StrEnum):
+    HELD = "held"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+class EnrollmentStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class WindowStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    COMPUTED = "computed"
+    SETTLED = "settled"
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    INSTRUCTED = "instructed"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+class SettlementLineStatus(StrEnum):
+    PENDING = "pending"
+    INSTRUCTED = "instructed"
+    SETTLED = "settled"
+    FAILED = "failed"
+    CARRIED = "carried"
+
+
+class MismatchStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class DebtSource(StrEnum):
+    """What a debt is owed for: a closed visit now, a loan instalment next."""
+
+    VISIT = "visit"
+    LOAN_INSTALMENT = "loan_instalment"
 
 
 class Resident(Base):
@@ -59,7 +122,7 @@ class CreditLine(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
     bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=LineStatus.ACTIVE)  # LineStatus
     suspension_reason: Mapped[str | None] = mapped_column(String(32))
     limit_fen: Mapped[int] = money("The most the bank lends the resident at once.")
     held_fen: Mapped[int] = money("Credit reserved for hospitals' live holds.")
@@ -91,7 +154,7 @@ class SettlementWindow(Base):
         ),
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # open → closed → settled
+    status: Mapped[str] = mapped_column(String(16))  # WindowStatus: open → closed → settled
     opened_at: Mapped[datetime] = mapped_column(Instant)
     closed_at: Mapped[datetime | None] = mapped_column(Instant)
     settled_at: Mapped[datetime | None] = mapped_column(Instant)
@@ -113,7 +176,7 @@ class Visit(Base):
     his_visit_id: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
     department: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=VisitStatus.OPEN)  # VisitStatus
     opened_at: Mapped[datetime] = mapped_column(Instant)
     closed_at: Mapped[datetime | None] = mapped_column(Instant)
     his_bill_id: Mapped[str | None] = mapped_column(String(128))
@@ -128,6 +191,11 @@ class Visit(Base):
     settlement_window_id: Mapped[str | None] = mapped_column(
         ForeignKey("settlement_windows.id"), index=True
     )
+
+    @property
+    def refundable_fen(self) -> int:
+        """What the hospital may still refund: captured less earlier refunds."""
+        return self.captured_fen - self.refunded_fen
 
 
 class Authorization(Base):
@@ -144,7 +212,7 @@ class Authorization(Base):
     hospital_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     his_order_id: Mapped[str] = mapped_column(String(128))
     description: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(16), default="held")
+    status: Mapped[str] = mapped_column(String(16), default=AuthorizationStatus.HELD)
     amount_fen: Mapped[int] = money("Credit reserved on the line for this charge.")
     initial_fen: Mapped[int] = money("The amount first held (before increments).")
     captured_fen: Mapped[int] = money("Taken from this hold at the visit's close.")
@@ -153,16 +221,30 @@ class Authorization(Base):
 
 
 class Debt(Base):
-    """What one closed visit left the resident owing the bank, and when it is due."""
+    """What the resident owes the bank for one source, and when it is due.
+
+    The source is a closed visit now (a loan instalment next): at most one debt
+    per source. Unpaid = amount - paid - reduced, in Python and in SQL alike.
+    """
 
     __tablename__ = "debts"
-    __table_args__ = (Index("ix_debts_line_due", "credit_line_id", "due_date"),)
-    visit_id: Mapped[str] = mapped_column(ForeignKey("visits.id"), primary_key=True)
+    __table_args__ = (
+        UniqueConstraint("source_kind", "source_id"),
+        Index("ix_debts_line_due", "credit_line_id", "due_date"),
+    )
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    source_kind: Mapped[str] = mapped_column(String(16))  # DebtSource
+    source_id: Mapped[str] = mapped_column(Id)  # the visit (or instalment) owed for
     credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
     due_date: Mapped[date] = mapped_column(Date)
     amount_fen: Mapped[int] = money("Captured at the close: the resident owes the bank.")
     paid_fen: Mapped[int] = money("Repaid by the resident to the bank.")
     reduced_fen: Mapped[int] = money("Forgiven by a refund of this visit.")
+
+    @hybrid_property
+    def unpaid_fen(self) -> int:
+        """What the resident still owes on this debt (a SQL expression on the class)."""
+        return self.amount_fen - self.paid_fen - self.reduced_fen
 
 
 class Refund(Base):
@@ -222,7 +304,7 @@ class Enrollment(Base):
     id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=EnrollmentStatus.PENDING)
     decline_reason: Mapped[str | None] = mapped_column(String(32))
     credit_line_id: Mapped[str | None] = mapped_column(ForeignKey("credit_lines.id"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -240,7 +322,7 @@ class SettlementBatch(Base):
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
     bank_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.PENDING)  # BatchStatus
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
@@ -263,7 +345,7 @@ class SettlementLine(Base):
     refunded_fen: Mapped[int] = money("Refunded in the window: the hospital gives back.")
     carried_in_fen: Mapped[int] = money("The pair's negative net brought from the window before.")
     net_fen: Mapped[int] = money("What the bank pays the hospital (carried on when not positive).")
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # SettlementLineStatus
     transfer_ref: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(200))
     instructed_at: Mapped[datetime | None] = mapped_column(Instant)
@@ -282,7 +364,7 @@ class Mismatch(Base):
     ref: Mapped[str] = mapped_column(String(160))
     hub_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     partner_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=MismatchStatus.OPEN)
     resolution: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(Instant)
     resolved_at: Mapped[datetime | None] = mapped_column(Instant)
@@ -292,7 +374,7 @@ class CollectionStep(Base):
     """A collections step taken for one debt, once: reminders, suspension, report."""
 
     __tablename__ = "collection_steps"
-    visit_id: Mapped[str] = mapped_column(ForeignKey("debts.visit_id"), primary_key=True)
+    debt_id: Mapped[str] = mapped_column(ForeignKey("debts.id"), primary_key=True)
     step: Mapped[str] = mapped_column(String(32), primary_key=True)
     credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
     business_date: Mapped[date] = mapped_column(Date)

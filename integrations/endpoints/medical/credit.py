@@ -14,7 +14,7 @@ from hub.medical import debts, eligibility, holds, lines, listings, visits
 from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
 from integrations.endpoints.problems import invalid_id_number
-from integrations.endpoints.routing import RouteTable, limit_param
+from integrations.endpoints.routing import RouteTable
 from models.medical import schemas
 
 routes = RouteTable()
@@ -85,15 +85,8 @@ def get_visit(call: Call, session: Transaction) -> tuple[int, Any]:
 @routes.add("GET", "/v1/visits", kinds={HOSPITAL}, query=("his_visit_id", "limit", "cursor"))
 def list_visits(call: Call, session: Transaction) -> tuple[int, Any]:
     """The hospital's visits, newest first (filter by his_visit_id)."""
-    found, has_more = listings.visits(
-        session,
-        call.caller.partner_id,
-        call.query.get("his_visit_id"),
-        call.query.get("cursor"),
-        limit_param(call.query),
-    )
-    items = [present.visit(session, v, call.now) for v in found]
-    return 200, present.page(items, has_more, found[-1].id if has_more else None)
+    page = listings.visits(session, call.caller.partner_id, call.query)
+    return 200, page.as_contract(lambda visit: present.visit(session, visit, call.now))
 
 
 @routes.add(

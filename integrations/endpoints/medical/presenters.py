@@ -101,7 +101,3 @@ def repayment(item: Repayment) -> dict[str, Any]:
         "paid_at": item.paid_at,
         "created_at": item.created_at,
     }
-
-
-def page(items: list[dict[str, Any]], has_more: bool, cursor: str | None) -> dict[str, Any]:
-    return {"data": items, "has_more": has_more, "next_cursor": cursor if has_more else None}

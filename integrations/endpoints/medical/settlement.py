@@ -8,11 +8,11 @@ from hub.context import HubContext
 from hub.core.db import Transaction
 from hub.core.errors import FieldError, Invalid
 from hub.medical import listings, reconciliation, settlement, settlement_run, windows
-from integrations.endpoints.medical import presenters as present
 from integrations.endpoints.pipeline import Call
-from integrations.endpoints.routing import RouteTable, limit_param
+from integrations.endpoints.routing import RouteTable
 from integrations.flow_runs import start_run
 from models.medical import schemas
+from models.medical.tables import MismatchStatus
 
 routes = RouteTable()
 PARTIES = {"bank", "hospital", "operator"}
@@ -45,16 +45,11 @@ def close_window(call: Call, session: Transaction) -> tuple[int, Any]:
 @routes.add("GET", "/v1/settlements", kinds=PARTIES, query=("limit", "cursor"))
 def list_settlements(call: Call, session: Transaction) -> tuple[int, Any]:
     """Settlement batches this partner is party to, newest first."""
-    found, has_more = listings.settlement_batches(
-        session,
-        call.caller.partner_id,
-        call.caller.kind,
-        call.query.get("cursor"),
-        limit_param(call.query),
+    page = listings.settlement_batches(
+        session, call.caller.partner_id, call.caller.kind, call.query
     )
     mine = call.caller.partner_id if call.caller.kind == "hospital" else None
-    items = [settlement.batch_view(session, b, mine) for b in found]
-    return 200, present.page(items, has_more, found[-1].id if has_more else None)
+    return 200, page.as_contract(lambda batch: settlement.batch_view(session, batch, mine))
 
 
 @routes.add("GET", "/v1/settlements/{settlement_id}", kinds=PARTIES)
@@ -73,12 +68,10 @@ def get_settlement(call: Call, session: Transaction) -> tuple[int, Any]:
 )
 def list_mismatches(call: Call, session: Transaction) -> tuple[int, Any]:
     """Mismatches found by reconciliation (open ones unless ?status=resolved)."""
-    limit = limit_param(call.query)
-    status = call.query.get("status", "open")
-    if status not in ("open", "resolved"):
+    status = call.query.get("status", MismatchStatus.OPEN)
+    if status not in tuple(MismatchStatus):
         raise Invalid(
             "status must be open or resolved", errors=[FieldError("status", "open or resolved")]
         )
-    found, has_more = listings.mismatches(session, status, call.query.get("cursor"), limit)
-    items = [reconciliation.mismatch_view(m) for m in found]
-    return 200, present.page(items, has_more, found[-1].id if has_more else None)
+    page = listings.mismatches(session, MismatchStatus(status), call.query)
+    return 200, page.as_contract(reconciliation.mismatch_view)
