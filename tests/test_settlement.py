@@ -234,6 +234,11 @@ def test_bank_faults_delay_but_never_duplicate(stage: Stage, prefect_harness: No
     assert sorted(i["amount_fen"] for i in statement) == [1_000, 2_000]
 
 
+# A saturated machine may take many seconds to answer 44 requests at once
+# (httpx's default of 5 s is no promise the hub makes); this only ends a hang.
+TIMEOUT = 120
+
+
 @pytest.mark.pg
 def test_closing_races_with_captures_each_capture_in_exactly_one_window(
     pg_settings: Settings,
@@ -260,7 +265,8 @@ def test_closing_races_with_captures_each_capture_in_exactly_one_window(
 
             def closer() -> int:
                 closed = 0
-                with httpx.Client(base_url=base, headers=world.headers("op")) as http:
+                headers = world.headers("op")
+                with httpx.Client(base_url=base, headers=headers, timeout=TIMEOUT) as http:
                     while not stop.is_set():
                         r = http.post(
                             "/v1/settlement-windows/close",
@@ -279,13 +285,16 @@ def test_closing_races_with_captures_each_capture_in_exactly_one_window(
                     "self_pay_fen": 100,
                     "items": [{"code": "X", "name": "x", "amount_fen": 100}],
                 }
-                with httpx.Client(base_url=base, headers=world.headers("h1", f"k{visit}")) as http:
+                headers = world.headers("h1", f"k{visit}")
+                with httpx.Client(base_url=base, headers=headers, timeout=TIMEOUT) as http:
                     return http.post(f"/v1/visits/{visit}/close", json=bill).status_code
 
             with ThreadPoolExecutor(44) as pool:
                 closers = [pool.submit(closer) for _ in range(4)]
-                statuses = list(pool.map(capture, visits))
-                stop.set()
+                try:
+                    statuses = list(pool.map(capture, visits))
+                finally:
+                    stop.set()  # however the captures end, or the closers never would
                 closes = sum(c.result() for c in closers)
         assert statuses == [200] * len(visits) and closes > 0
         with unit_of_work(get_engine(pg_settings)) as session:

@@ -28,7 +28,7 @@ PARTIES = {"bank", "hospital", "operator"}
 )
 def close_window(call: Call, session: Session) -> tuple[int, Any]:
     """Close the open window now and settle it."""
-    open_id = windows.current_id(session) or windows.open_window_id(session, call.now)
+    open_id = windows.peek_open_window_id(session, call.now)
     # Asked before the window is locked, so captures do not wait on Prefect; the run
     # waits for this window to be closed, and the same window gets the same run.
     parameters = {"window_id": open_id, "close": False}  # the deployment's default closes
