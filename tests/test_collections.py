@@ -109,6 +109,7 @@ def test_reminders_suspension_and_reinstatement_happen_once(
     assert [e["status"] for e in _events(world, "credit_line.reinstated")] == ["active"]
     clock.set_now(at_noon(21))
     assert collect()["suspended"] == 0  # the repaid debt is done with
+    assert books_agree(world.settings)
 
 
 def test_long_overdue_debt_is_reported_once(
@@ -144,6 +145,7 @@ def test_the_sweep_releases_expired_holds_in_the_books(
             {"amount_fen": 1_000, "his_order_id": f"O{n}"},
         )
     clock.set_now(T0 + timedelta(hours=73))
+    assert books_agree(world.settings)  # expired, not yet swept: held in line and books alike
     assert expire_holds() == {"lines": 1, "released_fen": 3_000}
     assert expire_holds() == {"lines": 0, "released_fen": 0}
     with unit_of_work(get_engine(world.settings)) as session:
