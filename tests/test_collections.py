@@ -20,6 +20,7 @@ from hub.settings import Settings
 from models.core.tables import Event, Partner
 from models.medical.tables import Authorization, CreditLine
 from simulators import credit_bureau
+from tests.books import books_agree
 from tests.conftest import ID_NUMBERS, World, make_world
 from tests.live import serve
 
@@ -70,10 +71,6 @@ def _events(world: World, type_: str) -> list[Any]:
         return list(session.scalars(select(Event.payload).where(Event.type == type_)))
 
 
-def _balanced(world: World) -> bool:
-    return bool(world.get("op", "/v1/ledger/trial-balance").json()["total_fen"] == 0)
-
-
 def test_reminders_suspension_and_reinstatement_happen_once(
     stage: tuple[World, httpx.Client], prefect_harness: None
 ) -> None:
@@ -83,7 +80,7 @@ def test_reminders_suspension_and_reinstatement_happen_once(
     for day in (16, 17, 18, 19, 20):
         clock.set_now(at_noon(day))
         runs[day] = [collect(), collect()]  # twice a day: the second run does nothing
-        assert _balanced(world)
+        assert books_agree(world.settings)
     assert runs[16][0]["reminder_before"] == 1 and runs[18][0]["reminder_after"] == 1
     assert runs[20][0]["suspended"] == 1  # 3 days past the 17 March due date
     assert all(sum(second.values()) == 0 for _, second in runs.values())
@@ -112,6 +109,7 @@ def test_reminders_suspension_and_reinstatement_happen_once(
     assert [e["status"] for e in _events(world, "credit_line.reinstated")] == ["active"]
     clock.set_now(at_noon(21))
     assert collect()["suspended"] == 0  # the repaid debt is done with
+    assert books_agree(world.settings)
 
 
 def test_long_overdue_debt_is_reported_once(
@@ -128,7 +126,7 @@ def test_long_overdue_debt_is_reported_once(
     assert len(reports) == 1 and reports[0]["amount_fen"] == 12_345
     assert reports[0]["days_past_due"] == 30
     assert reports[0]["report_id"] == f"overdue:{visit}"  # keyed by what the debt is for
-    assert _balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_the_sweep_releases_expired_holds_in_the_books(
@@ -148,6 +146,7 @@ def test_the_sweep_releases_expired_holds_in_the_books(
             {"amount_fen": 1_000, "his_order_id": f"O{n}"},
         )
     clock.set_now(T0 + timedelta(hours=73))
+    assert books_agree(world.settings)  # expired, not yet swept: held in line and books alike
     assert expire_holds() == {"lines": 1, "released_fen": 3_000}
     assert expire_holds() == {"lines": 0, "released_fen": 0}
     with unit_of_work(get_engine(world.settings)) as session:
@@ -159,4 +158,4 @@ def test_the_sweep_releases_expired_holds_in_the_books(
         for a in world.get("op", "/v1/ledger/trial-balance").json()["accounts"]
     }
     assert accounts[f"line:{world.ids['line']}:held"] == 0
-    assert _balanced(world)
+    assert books_agree(world.settings)

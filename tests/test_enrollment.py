@@ -26,6 +26,7 @@ from hub.settings import Settings
 from models.core.tables import Event, Partner
 from models.medical.tables import CreditLine, Enrollment
 from simulators import bank, credit_bureau
+from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.live import serve
 
@@ -142,6 +143,7 @@ def test_each_enrolment_is_decided_with_its_reason(
     caplog.set_level(logging.DEBUG)
     totals = enroll_pending()
     assert totals.get("approved") == 2 and sum(totals.values()) == len(cases)
+    assert books_agree(stage.world.settings)
 
     got = {name: stage.state(c["enrollment_id"]) for name, c in cases.items()}
     assert got["approved_500k"]["status"] == "approved"
@@ -333,7 +335,9 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
         systems.bank = real_bank  # type: ignore[method-assign]
     first_run = [stage.state(i)["status"] for i in ids]
     assert 0 < first_run.count("pending") < len(ids)  # it died part-way
+    assert books_agree(stage.world.settings)
     enroll_pending()
+    assert books_agree(stage.world.settings)
     states = [stage.state(i) for i in ids]
     assert all(s["status"] == "approved" for s in states)
     with unit_of_work(get_engine(stage.world.settings)) as session:

@@ -13,6 +13,7 @@ from hub.core.db import get_engine, unit_of_work
 from hub.medical import held_credit, holds
 from hub.settings import Settings
 from models.medical.tables import CreditLine
+from tests.books import books_agree
 from tests.conftest import ID_NUMBERS, World, make_world
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -51,10 +52,6 @@ def line(world: World) -> dict[str, Any]:
     return dict(world.get("b1", f"/v1/credit-lines/{world.ids['line']}").json())
 
 
-def balanced(world: World) -> bool:
-    return bool(world.get("op", "/v1/ledger/trial-balance").json()["total_fen"] == 0)
-
-
 def set_line_status(world: World, status: str) -> None:
     with unit_of_work(get_engine(world.settings)) as session:
         session.execute(update(CreditLine).values(status=status, suspension_reason="overdue"))
@@ -72,7 +69,7 @@ def test_close_captures_oldest_first_and_releases_the_rest(world: World) -> None
     assert auths[second["authorization_id"]]["captured_fen"] == 5_000
     assert body["bill"]["insurance_fen"] == 10_000 and body["settlement_window_id"]
     assert line(world)["outstanding_fen"] == 35_000 and line(world)["held_fen"] == 0
-    assert balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_a_share_beyond_the_holds_is_held_first_or_refused_whole(world: World) -> None:
@@ -84,7 +81,7 @@ def test_a_share_beyond_the_holds_is_held_first_or_refused_whole(world: World) -
     assert world.get("h1", f"/v1/visits/{visit}").json()["status"] == "open"
     r = world.post("h1", f"/v1/visits/{visit}/close", bill("B2", 60_000))
     assert r.status_code == 200 and r.json()["captured_fen"] == 60_000
-    assert line(world)["outstanding_fen"] == 60_000 and balanced(world)
+    assert line(world)["outstanding_fen"] == 60_000 and books_agree(world.settings)
 
 
 def test_capture_up_to_the_holds_works_on_a_suspended_line(world: World) -> None:
@@ -142,7 +139,7 @@ def test_holds_expire_by_time_alone(world: World) -> None:
         a["his_order_id"]: (a["status"], a["captured_fen"]) for a in r.json()["authorizations"]
     }
     assert captured == {"O1": ("expired", 0), "O2": ("captured", 100_000)}
-    assert balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_inpatient_holds_last_thirty_days(world: World) -> None:
@@ -176,7 +173,7 @@ def test_refund_reduces_the_visits_unpaid_debt_first(world: World) -> None:
     )
     assert r.status_code == 422 and r.json()["code"] == "refund_exceeds_captured"
     assert world.get("h1", f"/v1/visits/{visit}").json()["refunded_fen"] == 25_000
-    assert balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_an_open_visit_cannot_be_refunded(world: World) -> None:
@@ -221,7 +218,7 @@ def test_repayments_pay_the_oldest_due_date_first(world: World) -> None:
         },
     )
     assert r.status_code == 422 and r.json()["code"] == "overpayment"
-    assert balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_overdue_debt_shows_on_the_line_and_in_eligibility(world: World) -> None:
@@ -305,7 +302,7 @@ def test_partner_references_replay_or_refuse(world: World) -> None:
     assert world.post("b1", "/v1/repayments", pay).json() == first.json()
     r = world.post("b1", "/v1/repayments", dict(pay, amount_fen=200))
     assert r.status_code == 409 and r.json()["code"] == "duplicate_reference"
-    assert balanced(world)
+    assert books_agree(world.settings)
 
 
 def test_visits_are_found_by_his_visit_id(world: World) -> None:
@@ -359,7 +356,7 @@ def test_held_credit_never_drifts_from_the_ledger(world: World) -> None:
     hold(world, third, 10_000, "O5")
     r = world.post("h1", f"/v1/visits/{third}/close", bill("B3", 25_000))  # held 15_000 more
     assert r.status_code == 200 and held_in_step(world) == 0
-    assert line(world)["outstanding_fen"] == 25_000 and balanced(world)
+    assert line(world)["outstanding_fen"] == 25_000 and books_agree(world.settings)
 
 
 def test_releasing_more_than_is_held_is_refused(world: World) -> None:
@@ -395,6 +392,6 @@ def test_a_hold_refused_with_a_zero_ttl_is_402(settings: Settings) -> None:
         assert held_in_step(world) == 100_000
         r = world.post("h1", path, {"amount_fen": 100_001, "his_order_id": "O4"})
         assert r.status_code == 402 and r.json()["code"] == "insufficient_credit", r.text
-        assert held_in_step(world) == 100_000 and balanced(world)
+        assert held_in_step(world) == 100_000 and books_agree(world.settings)
         hold(world, visit, 1, "O5")  # born expired too: every hold before it makes room
         assert held_in_step(world) == 1 and line(world)["held_fen"] == 0

@@ -18,6 +18,7 @@ from hub.core import clock
 from hub.core.clock import business_date
 from hub.settings import Settings
 from simulators import bank, hospital
+from tests.books import books_agree
 from tests.conftest import ID_NUMBERS, World, make_world
 from tests.live import serve
 
@@ -107,6 +108,7 @@ def test_each_discrepancy_kind_is_found_and_nothing_else(
     # B3 is not listed at all: missing at the hospital.
     world.post("op", "/v1/settlement-windows/close", {})
     settle()  # pays the bank's one line and reconciles the window
+    assert books_agree(world.settings)  # mismatches with partners, none within the hub
     assert _mismatches(world) == {
         ("hospital:H1", "amount_differs", "capture:B2"),
         ("hospital:H1", "duplicate", "refund:R1"),
@@ -116,6 +118,7 @@ def test_each_discrepancy_kind_is_found_and_nothing_else(
     # A rerun records nothing twice; a statement fault at the bank is found too.
     the_bank.put("/_sim/knobs", json={"statement_amount_change_rate": 1.0})
     reconcile()
+    assert books_agree(world.settings)
     found = _mismatches(world)
     assert len(found) == 5
     assert [k for s, k, _ in found if s == "bank:B1"] == ["amount_differs"]

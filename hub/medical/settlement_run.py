@@ -48,7 +48,7 @@ def close_window(ctx: HubContext) -> str:
 def window_to_close(ctx: HubContext) -> str:
     """The open window's id (a new database gets its first window here)."""
     with unit_of_work(ctx.engine) as session:
-        return windows.current_id(session) or windows.open_window_id(session, clock.now())
+        return windows.peek_open_window_id(session, clock.now())
 
 
 def window_status(ctx: HubContext, window_id: str) -> str | None:

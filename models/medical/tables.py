@@ -161,6 +161,22 @@ class SettlementWindow(Base):
     previous_window_id: Mapped[str | None] = mapped_column(String(32))  # the chain of windows
 
 
+class OpenSettlementWindow(Base):
+    """The one row naming the open window: what captures lock, and a close moves on.
+
+    Captures and refunds read this row FOR SHARE; a close locks it, closes the
+    window it names, opens the next and points here to it, in one transaction.
+    A capture waiting on a close then reads the row again and finds the next
+    window (a read of the windows by status would find none, as the one it
+    waited on is closed and the next was not yet visible to it).
+    """
+
+    __tablename__ = "open_settlement_window"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    window_id: Mapped[str] = mapped_column(ForeignKey("settlement_windows.id"))
+
+
 class Visit(Base):
     """A hospital visit paid by credit; closed once with the final bill."""
 

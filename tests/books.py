@@ -1,0 +1,16 @@
+"""The books checked in tests: every account against the rows it stands for."""
+
+from __future__ import annotations
+
+from hub.core.db import get_engine, unit_of_work
+from hub.medical import books
+from hub.settings import Settings
+
+
+def books_agree(settings: Settings) -> bool:
+    """True when the ledger and the lines agree with the business rows; else fails
+    the test with the discrepancies (a bool, so `assert books_agree(s)` reads well)."""
+    with unit_of_work(get_engine(settings), write=False) as session:
+        found = books.discrepancies(session)
+    assert not found, "the books disagree with the business:\n" + books.describe(found)
+    return True
