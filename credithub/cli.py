@@ -13,9 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
+from credithub.views import mismatch_table
 from hub.core import bureau, clock, migrate, partners
 from hub.core.db import get_engine, unit_of_work
 from hub.core.errors import HubError
+from hub.core.money import yuan_or_dash
 from hub.core.personal_data import get_vault, mask_id, normalize_id_number
 from hub.medical import line_import, reconciliation
 from hub.settings import get_settings
@@ -269,7 +271,8 @@ def demo_days(
     if not summary.books_ok:
         raise typer.Exit(1)
     err.print(
-        f"[green]books balance[/green]: trial balance {summary.trial_balance_fen} fen; "
+        f"[green]books balance[/green]: trial balance {yuan_or_dash(summary.trial_balance_fen)} "
+        "yuan; "
         "every settlement window settled"
     )
 
@@ -277,23 +280,12 @@ def demo_days(
 @recon_app.command("list")
 def recon_list(status: str = typer.Option("open", help="open or resolved")) -> None:
     """The mismatches reconciliation found, newest first."""
+    if status not in ("open", "resolved"):
+        _fail(f"--status is open or resolved, not {status!r}")
     with unit_of_work(write=False) as session:
         rows = list(session.scalars(reconciliation.open_mismatches(status)))
         views = [reconciliation.mismatch_view(m) for m in rows]
-    table = Table(title=f"{status} mismatches")
-    for column in ("id", "window", "source", "kind", "ref", "hub fen", "partner fen"):
-        table.add_column(column)
-    for v in views:
-        table.add_row(
-            v["mismatch_id"],
-            v["window_id"],
-            v["source"],
-            v["kind"],
-            v["ref"],
-            str(v["hub_amount_fen"]),
-            str(v["partner_amount_fen"]),
-        )
-    Console().print(table)
+    Console().print(mismatch_table(views, status))
     err.print(f"{len(views)} {status} mismatches")
 
 

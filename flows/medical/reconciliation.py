@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import select
 
 from flows.context import hub_context
+from flows.medical import artifacts
 from flows.partners import partner_systems
 from hub.core import clock
 from hub.core.db import unit_of_work
@@ -118,6 +119,7 @@ def _artifacts(window_id: str, result: dict[str, str]) -> None:
         description=f"reconciliation of {window_id}",
     )
     if found:
-        shown = ("source", "kind", "ref", "hub_amount_fen", "partner_amount_fen", "status")
-        rows = [{k: m[k] for k in shown} for m in found]
-        create_table_artifact(key="reconciliation-mismatches", table=rows)
+        rows = [artifacts.mismatch(m) for m in found]
+        create_table_artifact(
+            key="reconciliation-mismatches", table=rows, description="amounts in yuan"
+        )
