@@ -6,9 +6,11 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -40,8 +42,9 @@ app.add_typer(recon_app, name="recon")
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr (never wrapped, so scripts can grep it), then exit `code`."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -144,11 +147,19 @@ def partners_disable(code: str) -> None:
 def lines_import(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
 ) -> None:
-    """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen)."""
+    """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen).
+
+    UTF-8 (with or without a byte-order mark) or GBK/GB18030, as Excel saves it.
+    """
+    try:
+        encoding = line_import.encoding_of(file)
+    except line_import.NotText as exc:
+        _fail(str(exc))
+        return
     migrate.upgrade()
-    total = max(sum(1 for _ in file.open(encoding="utf-8-sig")) - 1, 0)
+    total = max(sum(1 for _ in file.open(encoding=encoding)) - 1, 0)
     with (
-        file.open(encoding="utf-8-sig", newline="") as handle,
+        file.open(encoding=encoding, newline="") as handle,
         Progress(
             TextColumn("importing lines"),
             BarColumn(),
@@ -272,8 +283,7 @@ def demo_days(
         raise typer.Exit(1)
     err.print(
         f"[green]books balance[/green]: trial balance {yuan_or_dash(summary.trial_balance_fen)} "
-        "yuan; "
-        "every settlement window settled"
+        "yuan; every settlement window settled"
     )
 
 

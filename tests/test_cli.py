@@ -584,6 +584,54 @@ def test_lines_import_odd_digits_are_bad_rows_not_a_crash(hub: Hub) -> None:
     assert all(isinstance(x, int) and x >= 1 for x in limits)
 
 
+def test_lines_import_reads_what_excel_writes_and_refuses_binary_files(hub: Hub) -> None:
+    """UTF-8 with or without a BOM and GBK/GB18030 (Excel in Chinese locales) are
+    read; binary files and other text get one clear line and exit status 1."""
+    hub.add_partner("bank", "BANK1")
+    hospital = hub.add_partner("hospital", "HOSP1")
+    people = {
+        "gbk": (make_id(SIMING, date(1971, 1, 1), 1), "陈阿明"),
+        "gb18030": (make_id(SIMING, date(1971, 1, 1), 2), "林䶮"),  # outside GBK
+        "bom": (make_id(SIMING, date(1971, 1, 1), 3), "黄志强"),
+        "plain": (make_id(SIMING, date(1971, 1, 1), 4), "Zheng Wei"),
+    }
+    encodings = {"gbk": "gbk", "gb18030": "gb18030", "bom": "utf-8-sig", "plain": "utf-8"}
+    for label, (number, name) in people.items():
+        text = f"{HEADER}\r\n{number},{name},13800000001,BANK1,100000\r\n"
+        (hub.cwd / f"{label}.csv").write_bytes(text.encode(encodings[label]))
+        r = hub.run("lines", "import", f"{label}.csv")
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.returncode == 0, (label, r.stdout, r.stderr)
+        assert _summary(r.stdout + r.stderr) == {"imported": 1, "skipped": 0, "bad": 0}
+        assert hub.eligibility(hospital["api_key"], number).json()["eligible"] is True
+    vault = get_vault(hub.settings)
+    with unit_of_work(hub.engine, write=False) as session:
+        names = {vault.decrypt(r.name_enc) for r in session.scalars(select(Resident))}
+    assert names == {name for _, name in people.values()}  # decoded, not mangled
+
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256))
+    elsewhere = hub.home.parent / "scan.png"
+    elsewhere.write_bytes(png)
+    (hub.cwd / "renamed.csv").write_bytes(png)  # a picture saved under a CSV name
+    (hub.cwd / "noise.csv").write_bytes(bytes(range(256)) * 40)
+    (hub.cwd / "utf16.csv").write_bytes(f"{HEADER}\n".encode("utf-16"))
+    (hub.cwd / "latin.csv").write_bytes(f"{HEADER}\n".encode() + b"\xff\xfe\xff,\x80\n")
+    for path, word in [
+        (str(elsewhere), "binary"),
+        ("renamed.csv", "binary"),
+        ("noise.csv", "binary"),
+        ("utf16.csv", "UTF-16"),
+        ("latin.csv", "GB18030"),
+    ]:
+        r = hub.run("lines", "import", path)
+        assert r.returncode == 1, (path, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (path, r.stderr)
+        assert word in r.stderr and Path(path).name in r.stderr, r.stderr
+    with unit_of_work(hub.engine, write=False) as session:
+        assert len(session.scalars(select(CreditLine)).all()) == 4  # nothing else imported
+
+
 @pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
 def test_api_requests_leave_no_plaintext_identity_number_in_the_database(hub: Hub) -> None:
     """CONTRACT §5: identity numbers are encrypted at rest -- also inside the
