@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
-from credithub.views import mismatch_table
+from credithub.views import artifact_view, mismatch_table
 from hub.core import bureau, clock, migrate, partners
 from hub.core.db import get_engine, unit_of_work
 from hub.core.errors import HubError
@@ -217,19 +217,37 @@ def audit_person(id_number: str) -> None:
 @app.command("run")
 def run_flow(
     flow_name: str = typer.Argument(..., help=f"one of: {', '.join(FLOWS)}"),
-    as_of: str = typer.Option(None, "--as-of", help="run as of this business date (YYYY-MM-DD)"),
+    as_of: str = typer.Option(
+        None, "--as-of", help="run as of this business date (YYYY-MM-DD); default today"
+    ),
+    allow_future: bool = typer.Option(
+        False, "--allow-future", help="allow an --as-of after today (acts on live data early)"
+    ),
 ) -> None:
-    """Run one flow now, through the Prefect server `credithub up` started, and wait for it."""
-    from credithub.runner import run_now
+    """Run one deployment now on the Prefect server of `credithub up`, and wait for its end."""
+    from credithub import runner
 
     if flow_name not in FLOWS:
         _fail(f"unknown flow {flow_name!r}; choose one of: {', '.join(FLOWS)}")
+    settings = get_settings()
+    today = clock.business_date(clock.now(), settings.business_timezone)
     try:
-        result = run_now(flow_name, as_of)
-    except RuntimeError as exc:
+        day = runner.parse_as_of(as_of, today, allow_future)
+    except ValueError as exc:
         _fail(str(exc))
-        return
-    print(json.dumps(result, default=str))
+    try:
+        outcome = runner.run_now(settings, flow_name, day, on_state=lambda s: err.print(f"  {s}"))
+    except runner.NotUp as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("stopped waiting; the run goes on in the Prefect UI", code=130)
+    out = Console()
+    for artifact in outcome.artifacts:
+        out.print(artifact_view(artifact))
+    colour = "green" if outcome.ok else "red"
+    err.print(f"[{colour}]{outcome.deployment}: {outcome.state}[/{colour}] — {outcome.url}")
+    if not outcome.ok:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -3,13 +3,16 @@ columns without cutting the ids other commands take, amounts in yuan."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from itertools import groupby
 from typing import Any
 
 from rich import box
-from rich.console import Group
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
 from rich.table import Table
+from rich.text import Text
 
 from hub.core.money import yuan_or_dash
 
@@ -44,3 +47,20 @@ def mismatch_table(views: Iterable[dict[str, Any]], status: str) -> Group:
             )
         tables.append(table)
     return Group(*tables)
+
+
+def artifact_view(artifact: dict[str, Any]) -> RenderableType:
+    """A Prefect artifact of a run as the UI would show it: markdown rendered, a table
+    as a table (its cells are already text for people, e.g. yuan), else its text."""
+    data = artifact.get("data")
+    if artifact.get("type") == "markdown" and isinstance(data, str):
+        return Markdown(data)
+    rows = json.loads(data) if isinstance(data, str) and artifact.get("type") == "table" else data
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        table = Table(title=artifact.get("description") or artifact.get("key"), box=box.SIMPLE_HEAD)
+        for column in rows[0]:
+            table.add_column(str(column))
+        for row in rows:
+            table.add_row(*("—" if row.get(c) is None else str(row.get(c)) for c in rows[0]))
+        return table
+    return Text(f"{artifact.get('key')}: {data}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 from prefect import flow, task
 
-from flows.context import hub_context
+from flows.context import hub_context, runs_as_of
 from hub.core import clock, events
 from hub.core.db import unit_of_work
 from integrations.webhooks import WebhookSender
@@ -46,7 +46,10 @@ def deliver_due(limit: int) -> dict[str, int]:
 
 
 @flow(name="webhooks")
-def deliver_events(max_batches: int = 10, batch_size: int = 500) -> dict[str, int]:
+@runs_as_of
+def deliver_events(
+    max_batches: int = 10, batch_size: int = 500, as_of: date | None = None
+) -> dict[str, int]:
     """Send every due event; failures are retried with backoff for three days."""
     totals: Counter[str] = Counter()
     for _ in range(max_batches):

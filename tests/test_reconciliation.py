@@ -113,7 +113,9 @@ def test_each_discrepancy_kind_is_found_and_nothing_else(
         ("hospital:H1", "missing_in_hub", "capture:B9"),
         ("hospital:H1", "missing_at_partner", "capture:B3"),
     }
-    amounts = {m["ref"]: (m["hub"], m["partner"]) for m in latest_artifact("reconciliation-mismatches")}
+    amounts = {
+        m["ref"]: (m["hub"], m["partner"]) for m in latest_artifact("reconciliation-mismatches")
+    }
     assert amounts == {  # in yuan, "—" for the side that has no such item
         "capture:B2": ("20.00", "20.01"),
         "refund:R1": ("5.00", "5.00"),

@@ -6,9 +6,11 @@ brings the stored balances and the books up to date.
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import flow, task
 
-from flows.context import hub_context
+from flows.context import hub_context, runs_as_of
 from hub.core import clock
 from hub.core.db import unit_of_work
 from hub.medical import holds
@@ -22,7 +24,10 @@ def sweep(max_lines: int) -> tuple[int, int]:
 
 
 @flow(name="hold-expiry")
-def expire_holds(batch_lines: int = 500, max_batches: int = 40) -> dict[str, int]:
+@runs_as_of
+def expire_holds(
+    batch_lines: int = 500, max_batches: int = 40, as_of: date | None = None
+) -> dict[str, int]:
     """Sweep until no line has expired holds left (a batch of lines per transaction)."""
     lines = released = 0
     for _ in range(max_batches):

@@ -5,12 +5,13 @@ operator resolves them; the run's result is left as artifacts."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import select
 
-from flows.context import hub_context
+from flows.context import hub_context, runs_as_of
 from flows.medical import artifacts
 from flows.partners import partner_systems
 from hub.core import clock
@@ -83,7 +84,8 @@ def reconcile_banks(window_id: str) -> dict[str, str]:
 
 
 @flow(name="reconciliation")
-def reconcile(window_id: str | None = None) -> dict[str, str]:
+@runs_as_of
+def reconcile(window_id: str | None = None, as_of: date | None = None) -> dict[str, str]:
     """Reconcile one window (by default the latest settled or being paid)."""
     ctx = hub_context()
     if window_id is None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.context import hub_context
+from flows.context import hub_context, runs_as_of
 from flows.medical import artifacts
 from flows.medical.reconciliation import reconcile
 from flows.partners import partner_systems
@@ -97,7 +98,10 @@ def wait_for_close(window_id: str, seconds: float = 30) -> bool:
 
 
 @flow(name="settlement")
-def settle(close: bool = False, window_id: str | None = None) -> dict[str, dict[str, int]]:
+@runs_as_of
+def settle(
+    close: bool = False, window_id: str | None = None, as_of: date | None = None
+) -> dict[str, dict[str, int]]:
     """Settle every closed window, oldest first.
 
     `close`: close the open window first (the daily schedule). `window_id`: the
