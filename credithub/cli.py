@@ -214,6 +214,10 @@ def audit_person(id_number: str) -> None:
     err.print(f"{len(rows)} recorded uses")
 
 
+def _say(line: str) -> None:
+    err.print(f"  {escape(line)}", soft_wrap=True)
+
+
 @app.command("run")
 def run_flow(
     flow_name: str = typer.Argument(..., help=f"one of: {', '.join(FLOWS)}"),
@@ -236,7 +240,7 @@ def run_flow(
     except ValueError as exc:
         _fail(str(exc))
     try:
-        outcome = runner.run_now(settings, flow_name, day, on_state=lambda s: err.print(f"  {s}"))
+        outcome = runner.run_now(settings, flow_name, day, on_state=_say)
     except runner.NotUp as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -245,7 +249,10 @@ def run_flow(
     for artifact in outcome.artifacts:
         out.print(artifact_view(artifact))
     colour = "green" if outcome.ok else "red"
-    err.print(f"[{colour}]{outcome.deployment}: {outcome.state}[/{colour}] — {outcome.url}")
+    err.print(
+        f"[{colour}]{outcome.deployment}: {outcome.state}[/{colour}] — {outcome.url}",
+        soft_wrap=True,
+    )
     if not outcome.ok:
         raise typer.Exit(1)
 

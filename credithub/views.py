@@ -58,8 +58,8 @@ def artifact_view(artifact: dict[str, Any]) -> RenderableType:
     rows = json.loads(data) if isinstance(data, str) and artifact.get("type") == "table" else data
     if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
         table = Table(title=artifact.get("description") or artifact.get("key"), box=box.SIMPLE_HEAD)
-        for column in rows[0]:
-            table.add_column(str(column))
+        for column in rows[0]:  # an id is what other commands take: never cut
+            table.add_column(str(column), overflow="fold", no_wrap=column == "id")
         for row in rows:
             table.add_row(*("—" if row.get(c) is None else str(row.get(c)) for c in rows[0]))
         return table
