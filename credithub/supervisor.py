@@ -233,7 +233,8 @@ def start(part: Part, env: dict[str, str], logs: Path) -> None:
     )
 
 
-GRACE_S = {"flows": 30.0}  # the runner lets its runs finish; every other part 10 s
+GRACE_S = {"flows": 30.0}  # seconds from SIGTERM to SIGKILL: the runner stops its runs first
+DEFAULT_GRACE_S = 10.0
 
 
 def stop(parts: list[Part], hurry: Callable[[], bool] = lambda: False) -> None:
@@ -246,7 +247,7 @@ def stop(parts: list[Part], hurry: Callable[[], bool] = lambda: False) -> None:
             console.print(f"  stopping {part.name} ...")
             _signal(part, signal.SIGKILL if hurry() else signal.SIGTERM)
         for part in group:
-            end = time.monotonic() + GRACE_S.get(part.name, 10.0)
+            end = time.monotonic() + GRACE_S.get(part.name, DEFAULT_GRACE_S)
             while _alive(part) and time.monotonic() < end and not hurry():
                 time.sleep(0.1)
             if _alive(part):
@@ -266,6 +267,21 @@ def _signal(part: Part, signum: int) -> None:
             os.killpg(part.process.pid, signum)
 
 
+def with_demo_systems(settings: Settings) -> Settings:
+    """The settings with the stand-ins' addresses and keys for the banks' and the
+    hospitals' systems, unless the settings name real ones."""
+    bank_systems = settings.bank_systems or {
+        code: {"url": f"http://127.0.0.1:{8111 + i}", "api_key": f"{code.lower()}-dev-key"}
+        for i, (code, _) in enumerate(demo.BANKS)
+    }
+    hospital_systems = settings.hospital_systems or {
+        code: {"url": HIS_URL, "api_key": HIS_KEY} for code, _ in demo.HOSPITALS
+    }
+    return settings.model_copy(
+        update={"bank_systems": bank_systems, "hospital_systems": hospital_systems}
+    )
+
+
 def run_all() -> None:
     settings = get_settings()
     home = Path(settings.home)
@@ -274,16 +290,8 @@ def run_all() -> None:
     up_file = home / "up.json"
     previous = demo.read_up_file(up_file)
     ports = {"prefect": 4200, "bureau": int(settings.bureau_url.rsplit(":", 1)[1])}
-    bank_systems = settings.bank_systems or {
-        code: {"url": f"http://127.0.0.1:{8111 + i}", "api_key": f"{code.lower()}-dev-key"}
-        for i, (code, _) in enumerate(demo.BANKS)
-    }
-    hospital_systems = settings.hospital_systems or {
-        code: {"url": HIS_URL, "api_key": HIS_KEY} for code, _ in demo.HOSPITALS
-    }
-    settings = settings.model_copy(
-        update={"bank_systems": bank_systems, "hospital_systems": hospital_systems}
-    )
+    settings = with_demo_systems(settings)
+    bank_systems, hospital_systems = settings.bank_systems, settings.hospital_systems
     env = {
         **os.environ,
         **prefect_env(settings, ports["prefect"]),

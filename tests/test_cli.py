@@ -633,6 +633,41 @@ def test_lines_import_reads_what_excel_writes_and_refuses_binary_files(hub: Hub)
 
 
 @pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
+def test_run_refuses_bad_dates_and_says_when_the_hub_is_not_up(hub: Hub) -> None:
+    """`credithub run`: one clear line and exit status 1 for a date that is not one,
+    for a date after today without --allow-future, and when `up` is not running."""
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    cases = [
+        (["collections", "--as-of", "notadate"], "YYYY-MM-DD"),
+        (["collections", "--as-of", "2026-02-30"], "YYYY-MM-DD"),
+        (["collections", "--as-of", "20260201"], "YYYY-MM-DD"),
+        (["collections", "--as-of", tomorrow], "--allow-future"),
+        (["collections"], "credithub up"),  # nothing is up in this home
+        (["collections", "--as-of", tomorrow, "--allow-future"], "credithub up"),
+        (["collections", "--as-of", "2026-01-31"], "credithub up"),
+        (["nosuchflow"], "unknown flow"),
+    ]
+    for args, word in cases:
+        r = hub.run("run", *args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert word in r.stderr, (args, r.stderr)
+    # an up.json whose Prefect server is gone: the same clear line
+    (hub.home / "up.json").write_text(json.dumps({"addresses": {"prefect": "http://127.0.0.1:9"}}))
+    r = hub.run("run", "settlement")
+    assert r.returncode == 1 and "does not answer" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
+def test_recon_list_refuses_an_unknown_status(hub: Hub) -> None:
+    r = hub.run("recon", "list", "--status", "closed")
+    assert r.returncode == 1 and "open or resolved" in r.stderr and "Traceback" not in r.stderr
+    r = hub.run("recon", "list")
+    assert r.returncode == 0 and "0 open mismatches" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
 def test_api_requests_leave_no_plaintext_identity_number_in_the_database(hub: Hub) -> None:
     """CONTRACT §5: identity numbers are encrypted at rest -- also inside the
     idempotency records that keep a POST's request for 24 hours."""
