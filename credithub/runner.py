@@ -25,7 +25,7 @@ from hub.settings import Settings
 
 FLOWS = ("enrollment", "webhooks", "settlement", "reconciliation", "collections", "hold-expiry")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-START_WITHIN_S = 60  # a run nobody picks up by then: the flows part is not serving
+START_WITHIN_S = 90  # a run nobody picks up by then: the flows part is not serving
 
 
 class NotUp(RuntimeError):
