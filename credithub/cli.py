@@ -48,6 +48,15 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+@app.callback()
+def _database_first(ctx: typer.Context) -> None:
+    # The commands that read the hub's database bring its schema up to date first
+    # (as `partners add`, `lines import` and `api` do): on a fresh home there is
+    # nothing to read yet, and a missing table would end in a traceback.
+    if ctx.invoked_subcommand in ("audit", "partners", "recon"):
+        migrate.upgrade()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations to the configured database."""

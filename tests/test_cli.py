@@ -659,6 +659,24 @@ def test_run_refuses_bad_dates_and_says_when_the_hub_is_not_up(hub: Hub) -> None
     assert r.returncode == 1 and "does not answer" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_commands_on_a_fresh_home_answer_without_a_traceback(tmp_path: Path) -> None:
+    """A newcomer's first commands, before any `db upgrade` or `up`."""
+    home, cwd = tmp_path / "home", tmp_path / "elsewhere"
+    cwd.mkdir()
+    fresh = Hub(home, cwd, "", Settings(home=home), client=None)  # type: ignore[arg-type]
+    for args, code, word in [
+        (("recon", "list"), 0, "0 open mismatches"),
+        (("recon", "resolve", "mm_nope", "--note", "x"), 1, "mm_nope"),
+        (("audit", "person", make_id(SIMING, date(1980, 1, 1), 1)), 0, "0 recorded uses"),
+        (("partners", "disable", "NOPE"), 1, "NOPE"),
+        (("partners", "rotate-key", "NOPE"), 1, "NOPE"),
+        (("run", "collections"), 1, "credithub up"),
+    ]:
+        r = fresh.run(*args)
+        assert "Traceback" not in r.stderr, (args, r.stderr[-2000:])
+        assert r.returncode == code and word in r.stderr, (args, r.stdout, r.stderr[-2000:])
+
+
 @pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
 def test_recon_list_refuses_an_unknown_status(hub: Hub) -> None:
     r = hub.run("recon", "list", "--status", "closed")
