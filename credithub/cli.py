@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from credithub.runner import FLOWS
+from credithub.views import artifact_view, mismatch_table
 from hub.context import hub_context
 from hub.core import bureau, clock, migrate, partner_admin
 from hub.core.errors import HubError
+from hub.core.money import yuan_or_dash
 from hub.core.personal_data import mask_id, normalize_id_number
 from hub.medical import line_import, reconciliation_run
 from hub.settings import get_settings
@@ -37,9 +41,19 @@ app.add_typer(recon_app, name="recon")
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr (never wrapped, so scripts can grep it), then exit `code`."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+@app.callback()
+def _database_first(ctx: typer.Context) -> None:
+    # The commands that read the hub's database bring its schema up to date first
+    # (as `partners add`, `lines import` and `api` do): on a fresh home there is
+    # nothing to read yet, and a missing table would end in a traceback.
+    if ctx.invoked_subcommand in ("audit", "partners", "recon"):
+        migrate.upgrade()
 
 
 @db_app.command("upgrade")
@@ -126,11 +140,19 @@ def partners_disable(code: str) -> None:
 def lines_import(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
 ) -> None:
-    """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen)."""
+    """Import credit lines from a CSV file (id_number,name,phone,bank_code,limit_fen).
+
+    UTF-8 (with or without a byte-order mark) or GBK/GB18030, as Excel saves it.
+    """
+    try:
+        encoding = line_import.encoding_of(file)
+    except line_import.NotText as exc:
+        _fail(str(exc))
+        return
     migrate.upgrade()
-    total = max(sum(1 for _ in file.open(encoding="utf-8-sig")) - 1, 0)
+    total = max(sum(1 for _ in file.open(encoding=encoding)) - 1, 0)
     with (
-        file.open(encoding="utf-8-sig", newline="") as handle,
+        file.open(encoding=encoding, newline="") as handle,
         Progress(
             TextColumn("importing lines"),
             BarColumn(),
@@ -185,22 +207,47 @@ def audit_person(id_number: str) -> None:
     err.print(f"{len(rows)} recorded uses")
 
 
+def _say(line: str) -> None:
+    err.print(f"  {escape(line)}", soft_wrap=True)
+
+
 @app.command("run")
 def run_flow(
     flow_name: str = typer.Argument(..., help=f"one of: {', '.join(FLOWS)}"),
-    as_of: str = typer.Option(None, "--as-of", help="run as of this business date (YYYY-MM-DD)"),
+    as_of: str = typer.Option(
+        None, "--as-of", help="run as of this business date (YYYY-MM-DD); default today"
+    ),
+    allow_future: bool = typer.Option(
+        False, "--allow-future", help="allow an --as-of after today (acts on live data early)"
+    ),
 ) -> None:
-    """Run one flow now, through the Prefect server `credithub up` started, and wait for it."""
-    from credithub.runner import run_now
+    """Run one deployment now on the Prefect server of `credithub up`, and wait for its end."""
+    from credithub import runner
 
     if flow_name not in FLOWS:
         _fail(f"unknown flow {flow_name!r}; choose one of: {', '.join(FLOWS)}")
+    settings = get_settings()
+    today = clock.business_date(clock.now(), settings.business_timezone)
     try:
-        result = run_now(flow_name, as_of)
-    except RuntimeError as exc:
+        day = runner.parse_as_of(as_of, today, allow_future)
+    except ValueError as exc:
         _fail(str(exc))
-        return
-    print(json.dumps(result, default=str))
+    try:
+        outcome = runner.run_now(settings, flow_name, day, on_state=_say)
+    except runner.NotUp as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("stopped waiting; the run goes on in the Prefect UI", code=130)
+    out = Console()
+    for artifact in outcome.artifacts:
+        out.print(artifact_view(artifact))
+    colour = "green" if outcome.ok else "red"
+    err.print(
+        f"[{colour}]{outcome.deployment}: {outcome.state}[/{colour}] — {outcome.url}",
+        soft_wrap=True,
+    )
+    if not outcome.ok:
+        raise typer.Exit(1)
 
 
 @app.command("demo")
@@ -253,29 +300,18 @@ def demo_days(
     if not summary.books_ok:
         raise typer.Exit(1)
     err.print(
-        f"[green]books balance[/green]: trial balance {summary.trial_balance_fen} fen; "
-        "every settlement window settled"
+        f"[green]books balance[/green]: trial balance {yuan_or_dash(summary.trial_balance_fen)} "
+        "yuan; every settlement window settled"
     )
 
 
 @recon_app.command("list")
 def recon_list(status: str = typer.Option("open", help="open or resolved")) -> None:
     """The mismatches reconciliation found, newest first."""
+    if status not in ("open", "resolved"):
+        _fail(f"--status is open or resolved, not {status!r}")
     views = reconciliation_run.mismatches(hub_context(), status)
-    table = Table(title=f"{status} mismatches")
-    for column in ("id", "window", "source", "kind", "ref", "hub fen", "partner fen"):
-        table.add_column(column)
-    for v in views:
-        table.add_row(
-            v["mismatch_id"],
-            v["window_id"],
-            v["source"],
-            v["kind"],
-            v["ref"],
-            str(v["hub_amount_fen"]),
-            str(v["partner_amount_fen"]),
-        )
-    Console().print(table)
+    Console().print(mismatch_table(views, status))
     err.print(f"{len(views)} {status} mismatches")
 
 

@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 
 from credithub.demo_desks import Tally
+from hub.core.money import yuan
 
 
 @dataclass
@@ -40,10 +41,6 @@ class Summary:
     @property
     def books_ok(self) -> bool:
         return not self.failures
-
-
-def yuan(fen: int) -> str:
-    return f"{fen / 100:,.2f}"
 
 
 def summary_table(summary: Summary) -> Table:

@@ -1,55 +1,168 @@
-"""`credithub run FLOW [--as-of DATE]`: one flow run now, on the Prefect server of `up`.
+"""`credithub run FLOW [--as-of DATE]`: one run of a deployment now, on the Prefect
+server `credithub up` started, so operators see it in the UI like any other run.
 
-As of a business date means the hub's clock reads that date's end (23:59:59 in
-the business zone) for the whole run: how operators re-run a day, and how tests
-exercise rules of time.
+As of a business date means the hub's clock reads that date's last second in the
+business zone for the whole run (the flows' `as_of` parameter): how operators
+re-run a day. A date after today on live data is refused unless asked for
+explicitly (`--allow-future`): collections as of next month would suspend lines
+whose debts are not yet due.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import time
 from collections.abc import Callable
-from datetime import date, datetime, time
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, cast
 
 import httpx
 
 from credithub.demo import read_up_file
-from credithub.supervisor import prefect_env
-from hub import context
-from hub.core import clock
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
 FLOWS = ("enrollment", "webhooks", "settlement", "reconciliation", "collections", "hold-expiry")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+START_WITHIN_S = 90  # a run nobody picks up by then: the flows part is not serving
 
 
-def _flow(name: str) -> Callable[..., Any]:
+class NotUp(RuntimeError):
+    """`credithub up` (or its flows part) is not running."""
+
+
+@dataclass
+class Outcome:
+    """How one run ended, with where to see it."""
+
+    deployment: str
+    state: str
+    ok: bool
+    url: str
+    artifacts: list[dict[str, Any]] = field(default_factory=list)  # key, type, description, data
+
+
+def parse_as_of(text: str | None, today: date, allow_future: bool) -> date | None:
+    """The business date of `--as-of`; ValueError with a one-line reason if it is not
+    a calendar date written YYYY-MM-DD, or is after `today` without `allow_future`."""
+    if text is None:
+        return None
+    try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--as-of takes a calendar date written YYYY-MM-DD, and {text!r} is not one"
+        ) from None
+    if day > today and not allow_future:
+        raise ValueError(
+            f"--as-of {day} is after today ({today}): on live data that acts on debts "
+            "and holds before their time; add --allow-future if that is what you mean"
+        )
+    return day
+
+
+def prefect_address(settings: Settings) -> str:
+    """The Prefect server `up` runs (its UI address), checked to answer."""
+    up = read_up_file(Path(settings.home) / "up.json")
+    address = str(up.get("addresses", {}).get("prefect") or "")
+    if not address:
+        raise NotUp(
+            f"the hub is not up (no addresses in {Path(settings.home) / 'up.json'}): "
+            "start it with `credithub up`"
+        )
+    try:
+        httpx.get(f"{address}/api/health", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        raise NotUp(
+            f"the Prefect server at {address} does not answer: start the hub with `credithub up`"
+        ) from None
+    return address
+
+
+def deployment_name(flow_name: str) -> str:
+    """ "<flow>/<deployment>" of one of FLOWS, as flows/serve.py names them."""
     from flows.serve import schedules
 
-    flow_, _schedule, parameters, _description = schedules(get_settings())[name]
-    return lambda: flow_(**parameters)
+    flow_ = schedules(get_settings())[flow_name][0]
+    return f"{flow_.name}/{flow_name}"
 
 
-def run_now(name: str, as_of: str | None) -> Any:
-    settings = get_settings()
-    up = read_up_file(Path(settings.home) / "up.json")
-    prefect = up.get("addresses", {}).get("prefect")
-    if not prefect:
-        raise RuntimeError("no Prefect server: start the hub with `credithub up` first")
+def run_now(
+    settings: Settings,
+    flow_name: str,
+    as_of: date | None,
+    on_state: Callable[[str], None] = lambda _s: None,
+) -> Outcome:
+    """Start one run of the deployment, wait for its end; `on_state` hears each state."""
+    address = prefect_address(settings)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: f"{address}/api"}):
+        return _run(address, deployment_name(flow_name), as_of, on_state)
+
+
+def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], None]) -> Outcome:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    parameters = {"as_of": as_of.isoformat()} if as_of else {}
     try:
-        httpx.get(f"{prefect}/api/health", timeout=2).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise RuntimeError(
-            f"the Prefect server at {prefect} does not answer; is `up` running?"
-        ) from exc
-    os.environ.update(prefect_env(settings, int(prefect.rsplit(":", 1)[1])))
-    for systems in ("bank_systems", "hospital_systems"):
-        if not getattr(settings, systems) and up.get(systems):
-            settings = settings.model_copy(update={systems: up[systems]})
-    context.use(settings)
-    if as_of:
-        day = date.fromisoformat(as_of)
-        clock.set_now(datetime.combine(day, time(23, 59, 59), ZoneInfo(settings.business_timezone)))
-    return _flow(name)()
+        run = cast(
+            FlowRun, run_deployment(name, parameters=parameters, timeout=0, as_subflow=False)
+        )
+    except ObjectNotFound:
+        raise NotUp(
+            f"the Prefect server at {address} has no deployment {name}: "
+            "is `credithub up` running (its flows part serves the deployments)?"
+        ) from None
+    url = f"{address}/runs/flow-run/{run.id}"
+    on_state(f"started {run.name}: {url}")
+    seen: str | None = None
+    started = time.monotonic()
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run.id)
+            state = run.state
+            if state is not None and state.name != seen:
+                seen = state.name
+                on_state(state.name or state.type.value)
+            if state is not None and state.is_final():
+                break
+            if (state is None or state.is_scheduled()) and (
+                time.monotonic() - started > START_WITHIN_S
+            ):
+                raise NotUp(
+                    f"nothing started the run in {START_WITHIN_S} s: is `credithub up` "
+                    f"still running its flows part? The run waits at {url}"
+                )
+            time.sleep(1)
+        subflows = client.read_flow_runs(  # settlement's reconciliation, for one
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[run.id, *(r.id for r in subflows)])
+            )
+        )
+    return Outcome(
+        name,
+        state.name or state.type.value,
+        state.is_completed(),
+        url,
+        [
+            {"key": a.key, "type": a.type, "description": a.description, "data": a.data}
+            for a in sorted(artifacts, key=lambda a: (a.created is None, a.created))
+        ],
+    )

@@ -5,18 +5,30 @@ without job control would ignore SIGTERM otherwise), each logging to
 `.credithub/logs/<part>.log`. Prefect runs offline with its home inside
 `.credithub/` and an explicit PREFECT_API_URL, so no process starts a
 temporary server of its own.
+
+Up means every part answers: the flows part only once the Prefect server lists
+every deployment of flows/serve.py as served. Ctrl-C stops the parts one at a
+time in the order that loses nothing: the flows runner first (its runs finish
+their reports while the server still answers), then the traffic and the
+partners' stand-ins, then the API, the Prefect server last. A second Ctrl-C
+stops what is left at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -35,8 +47,12 @@ HIS_URL, HIS_KEY = "http://127.0.0.1:8121", "his-dev-key"
 class Part:
     name: str
     argv: list[str]
-    health: str  # a URL that answers 2xx once the part is ready
-    address: str  # what a person opens
+    health: str  # a URL that answers below 500 once the part is ready ("" if `ready` says)
+    address: str  # the part's base URL, as up.json gives it
+    note: str = ""  # what the table of addresses adds for a person
+    api_key: str | None = None  # a stand-in's key, as up.json gives it
+    ready: Callable[[], bool] | None = None  # readiness other than answering `health`
+    stop_rank: int = 2  # stopped in rank order: 0 first, the Prefect server (4) last
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
@@ -67,6 +83,8 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
             ],
             f"http://127.0.0.1:{ports['prefect']}/api/health",
             f"http://127.0.0.1:{ports['prefect']}",
+            note="the Prefect UI: deployments, runs, artifacts",
+            stop_rank=4,
         ),
         Part(
             "credit-bureau",
@@ -83,6 +101,8 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
             ],
             f"{settings.bureau_url}/_sim/knobs",
             settings.bureau_url,
+            note="the public credit database's stand-in",
+            api_key=settings.bureau_api_key,
         ),
     ]
     for code, system in settings.bank_systems.items():
@@ -103,10 +123,19 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 ],
                 f"{system['url']}/_sim/knobs",
                 system["url"],
+                note=f"{code}'s stand-in",
+                api_key=system["api_key"],
             )
         )
     parts += [
-        Part("api", [py, "-m", "credithub.cli", "api"], f"{api}/v1/health", f"{api}/docs"),
+        Part(
+            "api",
+            [py, "-m", "credithub.cli", "api"],
+            f"{api}/v1/health",
+            api,
+            note="the partner API under /v1, its docs at /docs",
+            stop_rank=3,
+        ),
         Part(
             "hospitals",
             [
@@ -131,34 +160,65 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 str(settings.demo_rate),
             ],
             f"{HIS_URL}/_sim/knobs",
-            f"{HIS_URL} (the hospitals' systems, sending demo traffic)",
+            HIS_URL,
+            note="the hospitals' systems, sending demo traffic",
+            api_key=HIS_KEY,
+            stop_rank=1,
         ),
-        Part("flows", [py, "-m", "flows.serve"], "", "deployments in the Prefect UI"),
+        Part(
+            "flows",
+            [py, "-m", "flows.serve"],
+            "",
+            f"http://127.0.0.1:{ports['prefect']}/deployments",
+            note="every deployment served (flows/serve.py)",
+            stop_rank=0,
+        ),
     ]
     return parts
 
 
-def _wait_healthy(part: Part, deadline_s: float) -> None:
+def deployments_served(prefect: str, names: list[str], since: datetime) -> bool:
+    """Whether the Prefect server at `prefect` lists every deployment in `names`, not
+    paused, polled by a runner since `since` (a deployment stays listed, paused, after
+    its runner stopped: listed alone says nothing about this start)."""
+    try:
+        answer = httpx.post(
+            f"{prefect}/api/deployments/filter",
+            json={"deployments": {"name": {"any_": names}}},
+            timeout=2,
+        )
+        answer.raise_for_status()
+    except httpx.HTTPError:
+        return False
+    served = set()
+    for d in answer.json():
+        polled = d.get("last_polled")
+        if polled and not d.get("paused") and datetime.fromisoformat(polled) >= since:
+            served.add(d["name"])
+    return served >= set(names)
+
+
+def _wait_healthy(
+    part: Part, deadline_s: float, cancelled: Callable[[], bool] = lambda: False
+) -> None:
+    """Until the part is ready; raises if it exits or is not ready by the deadline."""
     end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+    while time.monotonic() < end and not cancelled():
         if part.process is not None and part.process.poll() is not None:
             raise RuntimeError(f"{part.name} exited with {part.process.returncode}; see its log")
-        if not part.health:
-            return
-        try:
-            headers = {"Authorization": f"Bearer {_key_for(part)}"} if _key_for(part) else {}
-            if httpx.get(part.health, timeout=1, headers=headers).status_code < 500:
+        if part.ready is not None:
+            if part.ready():
                 return
-        except httpx.HTTPError:
-            pass
+        else:
+            try:
+                headers = {"Authorization": f"Bearer {part.api_key}"} if part.api_key else {}
+                if httpx.get(part.health, timeout=1, headers=headers).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
         time.sleep(0.3)
-    raise RuntimeError(f"{part.name} did not become ready in {deadline_s:.0f} s; see its log")
-
-
-def _key_for(part: Part) -> str | None:
-    if part.argv and "--api-key" in part.argv:
-        return part.argv[part.argv.index("--api-key") + 1]
-    return None
+    if not cancelled():
+        raise RuntimeError(f"{part.name} did not become ready in {deadline_s:.0f} s; see its log")
 
 
 def start(part: Part, env: dict[str, str], logs: Path) -> None:
@@ -173,19 +233,53 @@ def start(part: Part, env: dict[str, str], logs: Path) -> None:
     )
 
 
-def stop(parts: list[Part]) -> None:
-    """SIGTERM each group (newest first), then SIGKILL what is left after 10 s."""
-    for part in reversed(parts):
-        if part.process is not None and part.process.poll() is None:
-            os.killpg(part.process.pid, signal.SIGTERM)
-    end = time.monotonic() + 10
-    for part in reversed(parts):
-        if part.process is None:
-            continue
-        try:
-            part.process.wait(timeout=max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(part.process.pid, signal.SIGKILL)
+GRACE_S = {"flows": 30.0}  # seconds from SIGTERM to SIGKILL: the runner stops its runs first
+DEFAULT_GRACE_S = 10.0
+
+
+def stop(parts: list[Part], hurry: Callable[[], bool] = lambda: False) -> None:
+    """Stop the parts one rank at a time (flows, traffic, stand-ins, API, Prefect):
+    SIGTERM a rank's groups, wait for them (GRACE_S), SIGKILL what is left. Once
+    `hurry()` says so (a second Ctrl-C), whatever is left is killed at once."""
+    for rank in sorted({p.stop_rank for p in parts}):
+        group = [p for p in parts if p.stop_rank == rank and _alive(p)]
+        for part in group:
+            console.print(f"  stopping {part.name} ...")
+            _signal(part, signal.SIGKILL if hurry() else signal.SIGTERM)
+        for part in group:
+            end = time.monotonic() + GRACE_S.get(part.name, DEFAULT_GRACE_S)
+            while _alive(part) and time.monotonic() < end and not hurry():
+                time.sleep(0.1)
+            if _alive(part):
+                _signal(part, signal.SIGKILL)
+        for part in group:
+            if part.process is not None:
+                part.process.wait()
+
+
+def _alive(part: Part) -> bool:
+    return part.process is not None and part.process.poll() is None
+
+
+def _signal(part: Part, signum: int) -> None:
+    if part.process is not None:
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            os.killpg(part.process.pid, signum)
+
+
+def with_demo_systems(settings: Settings) -> Settings:
+    """The settings with the stand-ins' addresses and keys for the banks' and the
+    hospitals' systems, unless the settings name real ones."""
+    bank_systems = settings.bank_systems or {
+        code: {"url": f"http://127.0.0.1:{8111 + i}", "api_key": f"{code.lower()}-dev-key"}
+        for i, (code, _) in enumerate(demo.BANKS)
+    }
+    hospital_systems = settings.hospital_systems or {
+        code: {"url": HIS_URL, "api_key": HIS_KEY} for code, _ in demo.HOSPITALS
+    }
+    return settings.model_copy(
+        update={"bank_systems": bank_systems, "hospital_systems": hospital_systems}
+    )
 
 
 def run_all() -> None:
@@ -196,16 +290,8 @@ def run_all() -> None:
     up_file = home / "up.json"
     previous = demo.read_up_file(up_file)
     ports = {"prefect": 4200, "bureau": int(settings.bureau_url.rsplit(":", 1)[1])}
-    bank_systems = settings.bank_systems or {
-        code: {"url": f"http://127.0.0.1:{8111 + i}", "api_key": f"{code.lower()}-dev-key"}
-        for i, (code, _) in enumerate(demo.BANKS)
-    }
-    hospital_systems = settings.hospital_systems or {
-        code: {"url": HIS_URL, "api_key": HIS_KEY} for code, _ in demo.HOSPITALS
-    }
-    settings = settings.model_copy(
-        update={"bank_systems": bank_systems, "hospital_systems": hospital_systems}
-    )
+    settings = with_demo_systems(settings)
+    bank_systems, hospital_systems = settings.bank_systems, settings.hospital_systems
     env = {
         **os.environ,
         **prefect_env(settings, ports["prefect"]),
@@ -226,43 +312,72 @@ def run_all() -> None:
     }
     demo.write_up_file(up_file, content)  # the hospitals' stand-in reads it as it starts
     parts = plan(settings, ports, up_file)
-    stopping = False
+    flows = next(p for p in parts if p.name == "flows")
+    prefect = next(p for p in parts if p.name == "prefect").address
+    os.environ.update(prefect_env(settings, ports["prefect"]))  # before Prefect is imported
+    from flows.serve import schedules
+
+    names = list(schedules(settings))
+    signals = 0
 
     def on_signal(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal signals
+        signals += 1
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for part in parts:
+            if signals:
+                break
             console.print(f"  starting {part.name} ...")
+            if part is flows:
+                flows.ready = functools.partial(
+                    deployments_served, prefect, names, datetime.now(UTC)
+                )
             start(part, env, logs)
-            _wait_healthy(part, 90 if part.name == "prefect" else 30)
-        demo.write_up_file(up_file, {"addresses": {p.name: p.address for p in parts}, **content})
-        _print_addresses(parts, up_file)
-        while not stopping:
+            _wait_healthy(
+                part, 90 if part.name in ("prefect", "flows") else 30, lambda: signals > 0
+            )
+        if not signals:
+            demo.write_up_file(up_file, {**up_file_content(parts), **content})
+            _print_addresses(parts, up_file)
+        while not signals:
             for part in parts:
                 if part.process is not None and part.process.poll() is not None:
                     console.print(
                         f"[red]{part.name} stopped ({part.process.returncode}); "
                         f"stopping everything — see .credithub/logs/{part.name}.log[/red]"
                     )
-                    stopping = True
+                    signals = max(signals, 1)
             time.sleep(0.5)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
     finally:
-        console.print("stopping every part ...")
-        stop(parts)
+        console.print("stopping every part in order (Ctrl-C again: at once) ...")
+        stop(parts, hurry=lambda: signals > 1)
+        demo.write_up_file(up_file, content)  # no addresses: nothing answers there now
         console.print("stopped.")
+
+
+def up_file_content(parts: list[Part]) -> dict[str, Any]:
+    """What up.json says of the parts: each one's base URL, the API's docs apart, and
+    each stand-in's URL with its key (the hospitals' and banks' also under
+    hospital_systems and bank_systems)."""
+    addresses = {p.name: p.address for p in parts}
+    api = addresses["api"]
+    return {
+        "addresses": {**addresses, "api_docs": f"{api}/docs"},
+        "stand_ins": {p.name: {"url": p.address, "api_key": p.api_key} for p in parts if p.api_key},
+    }
 
 
 def _print_addresses(parts: list[Part], up_file: Path) -> None:
     table = Table(title="credithub is up — Ctrl-C stops everything")
     table.add_column("part")
-    table.add_column("address")
+    table.add_column("address", no_wrap=True)
+    table.add_column("what it is")
     for part in parts:
-        table.add_row(part.name, part.address)
+        table.add_row(part.name, part.address, part.note)
     console.print(table)
     console.print(f"Addresses and the demo partners' API keys: {up_file} (yours only)")

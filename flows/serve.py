@@ -1,14 +1,35 @@
 """Every flow's deployment with its schedule: what operators see and trigger in the
 Prefect UI. `credithub up` serves them (`python -m flows.serve`); prefect.yaml
-declares the same for `prefect deploy` (a test keeps the two in step)."""
+declares the same for `prefect deploy` (a test keeps the two in step).
+
+Before serving, the runs a previous `up` left behind are put right: a run it left
+Pending or Running can never finish (its process is gone), so it is marked
+Crashed where operators see it (every flow is safe to rerun); and the runs the
+server scheduled ahead for the polling deployments while nothing served them are
+deleted — replaying them at once would only delay real work (an operator's
+settlement waited 76 s behind sixty of them), and the next run does the same.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import serve
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterParentFlowRunId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.schedules import Cron, Interval
+from prefect.states import Crashed
 
 from flows.medical.collections import collect
 from flows.medical.enrollment import enroll_pending
@@ -62,6 +83,60 @@ def schedules(s: Settings) -> dict[str, Any]:
     }
 
 
+# Polling deployments: a missed run is not worth replaying, the next one does its work.
+POLLING = frozenset({"enrollment", "webhooks", "hold-expiry"})
+UNFINISHED = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+_BATCH = 200
+
+
+def deployment_names(s: Settings) -> dict[str, str]:
+    """Deployment name → its full name in Prefect, "<flow>/<deployment>"."""
+    return {name: f"{flow_.name}/{name}" for name, (flow_, *_rest) in schedules(s).items()}
+
+
+def tidy_runs(client: SyncPrefectClient, s: Settings, now: datetime) -> dict[str, int]:
+    """Crash the runs of our deployments left unfinished (and their subflows); delete
+    the polling deployments' scheduled runs that are due before `now`. Counts of each.
+    Only for a start with nothing serving yet: a run in flight would be marked too."""
+    found = client.read_deployments(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(schedules(s))))
+    )
+    ours = {d.id: d.name for d in found}
+    done = {"crashed": 0, "missed_deleted": 0}
+    if not ours:
+        return done  # a fresh Prefect server: nothing left behind
+    stale = FlowRunFilterState(type=FlowRunFilterStateType(any_=UNFINISHED))
+    by_deployment = FlowRunFilterDeploymentId(any_=list(ours))
+    runs = _all(client, FlowRunFilter(deployment_id=by_deployment, state=stale))
+    if runs:
+        parents = FlowRunFilterParentFlowRunId(any_=[r.id for r in runs])
+        runs += _all(client, FlowRunFilter(parent_flow_run_id=parents, state=stale))
+    for run in runs:
+        client.set_flow_run_state(
+            run.id,
+            Crashed(message="left unfinished when `credithub up` stopped; safe to run again"),
+            force=True,
+        )
+        done["crashed"] += 1
+    polling = [i for i, name in ours.items() if name in POLLING]
+    missed = FlowRunFilter(
+        deployment_id=FlowRunFilterDeploymentId(any_=polling),
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
+    )
+    for run in _all(client, missed) if polling else []:
+        client.delete_flow_run(run.id)
+        done["missed_deleted"] += 1
+    return done
+
+
+def _all(client: SyncPrefectClient, where: FlowRunFilter) -> list[Any]:
+    runs: list[Any] = []
+    while batch := client.read_flow_runs(flow_run_filter=where, limit=_BATCH, offset=len(runs)):
+        runs += batch
+    return runs
+
+
 def deployments() -> list[Any]:
     made = []
     for name, (flow_, schedule, parameters, description) in schedules(get_settings()).items():
@@ -77,6 +152,13 @@ def deployments() -> list[Any]:
 
 
 def main() -> None:
+    with get_client(sync_client=True) as client:
+        done = tidy_runs(client, get_settings(), datetime.now(UTC))
+    print(
+        f"left by the last start: {done['crashed']} unfinished runs marked Crashed, "
+        f"{done['missed_deleted']} missed polling runs deleted",
+        flush=True,
+    )
     serve(*deployments(), print_starting_message=True)
 
 

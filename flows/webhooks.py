@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, task
 
+from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.core import webhook_delivery
@@ -27,7 +29,10 @@ def deliver_due(limit: int) -> dict[str, int]:
 
 
 @flow(name="webhooks")
-def deliver_events(max_batches: int = 10, batch_size: int = 500) -> dict[str, int]:
+@runs_as_of
+def deliver_events(
+    max_batches: int = 10, batch_size: int = 500, as_of: date | None = None
+) -> dict[str, int]:
     """Send every due event; failures are retried with backoff for three days."""
     totals: Counter[str] = Counter()
     for _ in range(max_batches):

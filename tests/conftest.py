@@ -7,6 +7,7 @@ own PostgreSQL database, dropped at the end; tables are emptied between tests.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -199,3 +200,18 @@ def world(settings: Settings) -> Iterator[World]:
     w = make_world(settings)
     with w.client:
         yield w
+
+
+def latest_artifact(key: str) -> Any:
+    """The latest Prefect artifact under `key`, as an operator reads it in the UI
+    (a table artifact as its list of rows)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert len(found) == 1, key
+    data = found[0].data
+    return json.loads(data) if found[0].type == "table" and isinstance(data, str) else data

@@ -584,6 +584,107 @@ def test_lines_import_odd_digits_are_bad_rows_not_a_crash(hub: Hub) -> None:
     assert all(isinstance(x, int) and x >= 1 for x in limits)
 
 
+def test_lines_import_reads_what_excel_writes_and_refuses_binary_files(hub: Hub) -> None:
+    """UTF-8 with or without a BOM and GBK/GB18030 (Excel in Chinese locales) are
+    read; binary files and other text get one clear line and exit status 1."""
+    hub.add_partner("bank", "BANK1")
+    hospital = hub.add_partner("hospital", "HOSP1")
+    people = {
+        "gbk": (make_id(SIMING, date(1971, 1, 1), 1), "陈阿明"),
+        "gb18030": (make_id(SIMING, date(1971, 1, 1), 2), "林䶮"),  # outside GBK
+        "bom": (make_id(SIMING, date(1971, 1, 1), 3), "黄志强"),
+        "plain": (make_id(SIMING, date(1971, 1, 1), 4), "Zheng Wei"),
+    }
+    encodings = {"gbk": "gbk", "gb18030": "gb18030", "bom": "utf-8-sig", "plain": "utf-8"}
+    for label, (number, name) in people.items():
+        text = f"{HEADER}\r\n{number},{name},13800000001,BANK1,100000\r\n"
+        (hub.cwd / f"{label}.csv").write_bytes(text.encode(encodings[label]))
+        r = hub.run("lines", "import", f"{label}.csv")
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.returncode == 0, (label, r.stdout, r.stderr)
+        assert _summary(r.stdout + r.stderr) == {"imported": 1, "skipped": 0, "bad": 0}
+        assert hub.eligibility(hospital["api_key"], number).json()["eligible"] is True
+    vault = get_vault(hub.settings)
+    with unit_of_work(hub.engine, write=False) as session:
+        names = {vault.decrypt(r.name_enc) for r in session.scalars(select(Resident))}
+    assert names == {name for _, name in people.values()}  # decoded, not mangled
+
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256))
+    elsewhere = hub.home.parent / "scan.png"
+    elsewhere.write_bytes(png)
+    (hub.cwd / "renamed.csv").write_bytes(png)  # a picture saved under a CSV name
+    (hub.cwd / "noise.csv").write_bytes(bytes(range(256)) * 40)
+    (hub.cwd / "utf16.csv").write_bytes(f"{HEADER}\n".encode("utf-16"))
+    (hub.cwd / "latin.csv").write_bytes(f"{HEADER}\n".encode() + b"\xff\xfe\xff,\x80\n")
+    for path, word in [
+        (str(elsewhere), "binary"),
+        ("renamed.csv", "binary"),
+        ("noise.csv", "binary"),
+        ("utf16.csv", "UTF-16"),
+        ("latin.csv", "GB18030"),
+    ]:
+        r = hub.run("lines", "import", path)
+        assert r.returncode == 1, (path, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (path, r.stderr)
+        assert word in r.stderr and Path(path).name in r.stderr, r.stderr
+    with unit_of_work(hub.engine, write=False) as session:
+        assert len(session.scalars(select(CreditLine)).all()) == 4  # nothing else imported
+
+
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
+def test_run_refuses_bad_dates_and_says_when_the_hub_is_not_up(hub: Hub) -> None:
+    """`credithub run`: one clear line and exit status 1 for a date that is not one,
+    for a date after today without --allow-future, and when `up` is not running."""
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    cases = [
+        (["collections", "--as-of", "notadate"], "YYYY-MM-DD"),
+        (["collections", "--as-of", "2026-02-30"], "YYYY-MM-DD"),
+        (["collections", "--as-of", "20260201"], "YYYY-MM-DD"),
+        (["collections", "--as-of", tomorrow], "--allow-future"),
+        (["collections"], "credithub up"),  # nothing is up in this home
+        (["collections", "--as-of", tomorrow, "--allow-future"], "credithub up"),
+        (["collections", "--as-of", "2026-01-31"], "credithub up"),
+        (["nosuchflow"], "unknown flow"),
+    ]
+    for args, word in cases:
+        r = hub.run("run", *args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert word in r.stderr, (args, r.stderr)
+    # an up.json whose Prefect server is gone: the same clear line
+    (hub.home / "up.json").write_text(json.dumps({"addresses": {"prefect": "http://127.0.0.1:9"}}))
+    r = hub.run("run", "settlement")
+    assert r.returncode == 1 and "does not answer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_commands_on_a_fresh_home_answer_without_a_traceback(tmp_path: Path) -> None:
+    """A newcomer's first commands, before any `db upgrade` or `up`."""
+    home, cwd = tmp_path / "home", tmp_path / "elsewhere"
+    cwd.mkdir()
+    fresh = Hub(home, cwd, "", Settings(home=home), client=None)  # type: ignore[arg-type]
+    for args, code, word in [
+        (("recon", "list"), 0, "0 open mismatches"),
+        (("recon", "resolve", "mm_nope", "--note", "x"), 1, "mm_nope"),
+        (("audit", "person", make_id(SIMING, date(1980, 1, 1), 1)), 0, "0 recorded uses"),
+        (("partners", "disable", "NOPE"), 1, "NOPE"),
+        (("partners", "rotate-key", "NOPE"), 1, "NOPE"),
+        (("run", "collections"), 1, "credithub up"),
+    ]:
+        r = fresh.run(*args)
+        assert "Traceback" not in r.stderr, (args, r.stderr[-2000:])
+        assert r.returncode == code and word in r.stderr, (args, r.stdout, r.stderr[-2000:])
+
+
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
+def test_recon_list_refuses_an_unknown_status(hub: Hub) -> None:
+    r = hub.run("recon", "list", "--status", "closed")
+    assert r.returncode == 1 and "open or resolved" in r.stderr and "Traceback" not in r.stderr
+    r = hub.run("recon", "list")
+    assert r.returncode == 0 and "0 open mismatches" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("hub", ["sqlite"], indirect=True)  # not backend-specific
 def test_api_requests_leave_no_plaintext_identity_number_in_the_database(hub: Hub) -> None:
     """CONTRACT §5: identity numbers are encrypted at rest -- also inside the

@@ -19,7 +19,7 @@ from hub.core.clock import business_date
 from hub.settings import Settings
 from simulators import bank, hospital
 from tests.books import books_agree
-from tests.conftest import ID_NUMBERS, World, make_world
+from tests.conftest import ID_NUMBERS, World, latest_artifact, make_world
 from tests.live import serve
 
 KEY = "test-key"
@@ -115,6 +115,15 @@ def test_each_discrepancy_kind_is_found_and_nothing_else(
         ("hospital:H1", "missing_in_hub", "capture:B9"),
         ("hospital:H1", "missing_at_partner", "capture:B3"),
     }
+    amounts = {
+        m["ref"]: (m["hub"], m["partner"]) for m in latest_artifact("reconciliation-mismatches")
+    }
+    assert amounts == {  # in yuan, "—" for the side that has no such item
+        "capture:B2": ("20.00", "20.01"),
+        "refund:R1": ("5.00", "5.00"),
+        "capture:B9": ("—", "9.00"),
+        "capture:B3": ("30.00", "—"),
+    }
     # A rerun records nothing twice; a statement fault at the bank is found too.
     the_bank.put("/_sim/knobs", json={"statement_amount_change_rate": 1.0})
     reconcile()
@@ -146,3 +155,17 @@ def test_each_discrepancy_kind_is_found_and_nothing_else(
     assert len(_mismatches(world)) == 4
     resolved = world.get("op", "/v1/reconciliation/mismatches?status=resolved").json()["data"]
     assert [m["mismatch_id"] for m in resolved] == [one["mismatch_id"]]
+    # The list fits 80 columns with every id whole (what `recon resolve` takes), in yuan.
+    command[-4:] = ["list"]
+    shown = subprocess.run(
+        command, env={**env, "COLUMNS": "80"}, capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80, shown.stdout
+    still_open = world.get("op", "/v1/reconciliation/mismatches").json()["data"]
+    assert len(still_open) == 4
+    shown_words = shown.stdout.split()
+    for m in still_open:
+        assert m["mismatch_id"] in shown_words, shown.stdout
+    assert one["mismatch_id"] not in shown.stdout
+    assert "None" not in shown.stdout and "—" in shown.stdout and "30.00" in shown.stdout

@@ -26,7 +26,7 @@ from hub.settings import Settings
 from models.medical.tables import CreditLine, SettlementLine, Visit
 from simulators import bank
 from tests.books import books_agree
-from tests.conftest import ID_NUMBERS, World, make_world
+from tests.conftest import ID_NUMBERS, World, latest_artifact, make_world
 from tests.live import live_server, serve
 
 KEY = "bank-test-key"
@@ -126,6 +126,13 @@ def test_nets_per_bank_and_hospital_are_paid_once_and_negatives_carried(
     stage.refund("h2", v4, 7_000, "R2")  # falls into the next window: B2/h2 goes negative there
     assert settle()[first_window] == {"settled": 3}
     assert books_agree(stage.world.settings)
+    summary, lines = latest_artifact("settlement-summary"), latest_artifact("settlement-lines")
+    assert "paid **520.00 yuan**" in summary and "| B1 | 450.00 | 0.00 | 0.00 | 0.00 |" in summary
+    assert [(ln["bank"], ln["hospital"], ln["net"], ln["status"]) for ln in lines] == [
+        ("B1", "H1", "400.00", "settled"),
+        ("B1", "H2", "50.00", "settled"),
+        ("B2", "H2", "70.00", "settled"),
+    ]
     batches = {b["bank_code"]: b for b in stage.settlements("op")}
     assert batches["B1"]["status"] == "settled" and batches["B1"]["total_fen"] == 45_000
     nets = {(ln["hospital_code"], ln["net_fen"]) for ln in batches["B1"]["lines"]}
@@ -146,6 +153,10 @@ def test_nets_per_bank_and_hospital_are_paid_once_and_negatives_carried(
     stage.visit("h2", "B2", 10_000, "5")
     third = stage.world.post("op", "/v1/settlement-windows/close", {}).json()["window_id"]
     assert settle()[third] == {"settled": 1}
+    assert latest_artifact("settlement-lines") == [
+        {"bank": "B2", "hospital": "H2", "captured": "100.00", "refunded": "0.00",
+         "carried in": "-70.00", "net": "30.00", "status": "settled"},
+    ]  # fmt: skip
     with unit_of_work(get_engine(stage.world.settings)) as session:
         carried = session.scalars(
             select(SettlementLine).where(SettlementLine.window_id == second)

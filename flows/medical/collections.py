@@ -3,9 +3,12 @@ of long-overdue debt to the credit database — each step once per debt."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.medical import collections_run
@@ -24,7 +27,8 @@ def report_overdue() -> dict[str, int]:
 
 
 @flow(name="collections")
-def collect() -> dict[str, int]:
+@runs_as_of
+def collect(as_of: date | None = None) -> dict[str, int]:
     """Today's collections steps (as of the hub clock's business date)."""
     steps = {**take_steps(), **report_overdue()}
     rows = "\n".join(f"| {k} | {v} |" for k, v in steps.items())

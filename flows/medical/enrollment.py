@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.medical import enrollment_run
@@ -42,7 +44,8 @@ def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
 
 
 @flow(name="enrollment", log_prints=False)
-def enroll_pending(max_batches: int = 50) -> dict[str, int]:
+@runs_as_of
+def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str, int]:
     """Decide the enrolments that are due, a batch at a time, until none is left."""
     logger = get_run_logger()
     batch_size = hub_context().settings.enrollment_batch_size

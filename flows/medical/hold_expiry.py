@@ -6,8 +6,11 @@ brings the stored balances and the books up to date.
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import flow, task
 
+from flows.as_of import runs_as_of
 from hub.context import hub_context
 from hub.medical import hold_expiry
 
@@ -18,7 +21,10 @@ def sweep(max_lines: int) -> tuple[int, int]:
 
 
 @flow(name="hold-expiry")
-def expire_holds(batch_lines: int = 500, max_batches: int = 40) -> dict[str, int]:
+@runs_as_of
+def expire_holds(
+    batch_lines: int = 500, max_batches: int = 40, as_of: date | None = None
+) -> dict[str, int]:
     """Sweep until no line has expired holds left (a batch of lines per transaction)."""
     lines = released = 0
     for _ in range(max_batches):

@@ -5,10 +5,13 @@ operator resolves them; the run's result is left as artifacts."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.as_of import runs_as_of
+from flows.medical import artifacts
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.medical import reconciliation_run
@@ -42,7 +45,8 @@ def reconcile_banks(window_id: str) -> dict[str, str]:
 
 
 @flow(name="reconciliation")
-def reconcile(window_id: str | None = None) -> dict[str, str]:
+@runs_as_of
+def reconcile(window_id: str | None = None, as_of: date | None = None) -> dict[str, str]:
     """Reconcile one window (by default the latest settled or being paid)."""
     if window_id is None:
         window_id = reconciliation_run.latest_window(hub_context())
@@ -63,6 +67,7 @@ def _artifacts(window_id: str, result: dict[str, str]) -> None:
         description=f"reconciliation of {window_id}",
     )
     if found:
-        shown = ("source", "kind", "ref", "hub_amount_fen", "partner_amount_fen", "status")
-        rows = [{k: m[k] for k in shown} for m in found]
-        create_table_artifact(key="reconciliation-mismatches", table=rows)
+        rows = [artifacts.mismatch(m) for m in found]
+        create_table_artifact(
+            key="reconciliation-mismatches", table=rows, description="amounts in yuan"
+        )

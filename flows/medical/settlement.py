@@ -10,13 +10,17 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.as_of import runs_as_of
+from flows.medical import artifacts
 from flows.medical.reconciliation import reconcile
 from flows.partners import partner_systems
 from hub.context import hub_context
+from hub.core.money import yuan
 from hub.medical import settlement_run
 from hub.medical.settlement import PayoutOrder
 
@@ -63,7 +67,10 @@ def wait_for_close(window_id: str, seconds: float = 30) -> bool:
 
 
 @flow(name="settlement")
-def settle(close: bool = False, window_id: str | None = None) -> dict[str, dict[str, int]]:
+@runs_as_of
+def settle(
+    close: bool = False, window_id: str | None = None, as_of: date | None = None
+) -> dict[str, dict[str, int]]:
     """Settle every closed window, oldest first.
 
     `close`: close the open window first (the daily schedule). `window_id`: the
@@ -99,8 +106,8 @@ def _artifacts(window_id: str) -> None:
     for r in rows:
         per_bank[r["bank_code"]][r["status"]] += r["net_fen"]
     banks = "".join(
-        f"| {bank} | {t['settled'] / 100:,.2f} | {(t['pending'] + t['instructed']) / 100:,.2f} "
-        f"| {t['failed'] / 100:,.2f} | {t['carried'] / 100:,.2f} |\n"
+        f"| {bank} | {yuan(t['settled'])} | {yuan(t['pending'] + t['instructed'])} "
+        f"| {yuan(t['failed'])} | {yuan(t['carried'])} |\n"
         for bank, t in sorted(per_bank.items())
     )
     failed = "".join(
@@ -112,11 +119,15 @@ def _artifacts(window_id: str) -> None:
         key="settlement-summary",
         markdown=(
             f"## Settlement of window `{window_id}`\n\n"
-            f"{len(rows)} lines; paid **{paid / 100:,.2f} yuan**; still to pay "
-            f"{owed / 100:,.2f}; carried to the next window {carried / 100:,.2f}\n\n"
+            f"{len(rows)} lines; paid **{yuan(paid)} yuan**; still to pay "
+            f"{yuan(owed)}; carried to the next window {yuan(carried)}\n\n"
             "| bank | paid (yuan) | to pay | failed | carried |\n|---|---:|---:|---:|---:|\n"
             f"{banks}\n{failed}"
         ),
         description=f"settlement of {window_id}",
     )
-    create_table_artifact(key="settlement-lines", table=rows, description=f"lines of {window_id}")
+    create_table_artifact(
+        key="settlement-lines",
+        table=[artifacts.settlement_line(r) for r in rows],
+        description=f"lines of {window_id} (amounts in yuan)",
+    )

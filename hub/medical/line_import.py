@@ -1,6 +1,8 @@
 """Importing credit lines from an existing platform (CSV), for operators migrating.
 
-Columns `id_number,name,phone,bank_code,limit_fen` with a header (line 1).
+Columns `id_number,name,phone,bank_code,limit_fen` with a header (line 1), in
+UTF-8 (with or without a byte-order mark) or in GB18030 — the superset of GBK,
+what Excel writes in Chinese locales. Anything else is refused as a whole.
 Good rows are imported; a resident who already holds a line that is not
 closed is skipped and counted; every bad row is reported by its line number
 and reason and not imported. Re-running the same file imports nothing twice.
@@ -8,11 +10,13 @@ and reason and not imported. Re-running the same file imports nothing twice.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Engine, select
@@ -31,8 +35,44 @@ _DIGITS = re.compile(r"[0-9]+")  # ASCII only: `isdigit` also takes "²"
 BATCH = 500
 
 
+# Bytes that never occur in UTF-8 or GB18030 text (every byte of a multibyte
+# character in either is 0x30 or above): their presence means binary data.
+_NOT_TEXT = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_CHUNK = 1 << 20
+
+
 class BadHeader(ValueError):
     """The file does not start with the expected header."""
+
+
+class NotText(ValueError):
+    """The file is not text in an encoding the import reads."""
+
+
+def encoding_of(path: Path) -> str:
+    """The encoding to read `path` with: "utf-8-sig" for UTF-8 with or without a
+    byte-order mark, else "gb18030" (GBK's superset). Raises NotText for binary
+    data and for text in neither encoding. Reads the file in chunks, once or twice."""
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise NotText(f"{path.name} is UTF-16 text, not CSV: save it as CSV (UTF-8)")
+    for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    if _NOT_TEXT.search(chunk):
+                        raise NotText(
+                            f"{path.name} is not a CSV text file (it holds binary data); "
+                            "save the sheet as CSV"
+                        )
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise NotText(f"{path.name} is neither UTF-8 nor GBK/GB18030 text: save it as CSV (UTF-8)")
 
 
 @dataclass(frozen=True)
