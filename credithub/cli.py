@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +73,7 @@ def up() -> None:
     """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
     from credithub.supervisor import run_all
 
+    os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)  # the simulated clock is the demo's only
     run_all()
 
 

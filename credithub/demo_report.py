@@ -12,7 +12,7 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from credithub.demo_desks import Tally
+from simulators.traffic.world import Tally
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DayRow:
 
 @dataclass
 class Summary:
-    """The run: where Prefect was, each day, and the end-of-run checks of the books."""
+    """The run: which Prefect server, each day, and the end-of-run checks of the books."""
 
     prefect: str
     rows: list[DayRow] = field(default_factory=list)
@@ -43,7 +43,10 @@ class Summary:
 
 
 def yuan(fen: int) -> str:
-    return f"{fen / 100:,.2f}"
+    """Fen as yuan, exactly (integer arithmetic, never a float): 123456 -> "1,234.56"."""
+    # MERGE: use hub.core.money.yuan
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole:,}.{cents:02d}"
 
 
 def summary_table(summary: Summary) -> Table:

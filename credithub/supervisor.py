@@ -53,6 +53,8 @@ def prefect_env(settings: Settings, port: int) -> dict[str, str]:
 
 def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]:
     py, api = str(BIN / "python"), f"http://{settings.api_host}:{settings.api_port}"
+    # The hospitals' systems where the settings put them (one stand-in plays them all).
+    his = next(iter(settings.hospital_systems.values()), {"url": HIS_URL, "api_key": HIS_KEY})
     parts = [
         Part(
             "prefect",
@@ -114,9 +116,9 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "-m",
                 "simulators.hospital",
                 "--port",
-                HIS_URL.rsplit(":", 1)[1],
+                his["url"].rsplit(":", 1)[1],
                 "--api-key",
-                HIS_KEY,
+                his["api_key"],
                 "--hub-url",
                 api,
                 "--bureau-url",
@@ -130,8 +132,8 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "--rate",
                 str(settings.demo_rate),
             ],
-            f"{HIS_URL}/_sim/knobs",
-            f"{HIS_URL} (the hospitals' systems, sending demo traffic)",
+            f"{his['url']}/_sim/knobs",
+            f"{his['url']} (the hospitals' systems, sending demo traffic)",
         ),
         Part("flows", [py, "-m", "flows.serve"], "", "deployments in the Prefect UI"),
     ]
@@ -171,6 +173,23 @@ def start(part: Part, env: dict[str, str], logs: Path) -> None:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def start_together(parts: list[Part], env: dict[str, str], logs: Path, deadline_s: float) -> None:
+    """Start every part at once, then wait until each is ready (all within `deadline_s`).
+
+    For parts that do not need each other to start (the demo's world); if one
+    fails or is late, every part is stopped and the error raised.
+    """
+    try:
+        for part in parts:
+            start(part, env, logs)
+        end = time.monotonic() + deadline_s
+        for part in parts:
+            _wait_healthy(part, max(1.0, end - time.monotonic()))
+    except BaseException:
+        stop(parts)
+        raise
 
 
 def stop(parts: list[Part]) -> None:
