@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from credithub import demo_world
+from credithub import demo_world, supervisor
 from credithub.demo_report import DayRow, Summary
 from flows import context
 from hub.core import clock
@@ -223,7 +223,7 @@ def run_demo(
         flows_here(world),
         httpx.Client(
             base_url=world.his_url,
-            headers={"Authorization": f"Bearer {demo_world.STAND_IN_KEY}"},
+            headers={"Authorization": f"Bearer {supervisor.HIS_KEY}"},
             timeout=STEP_TIMEOUT_S,
         ) as his,
     ):

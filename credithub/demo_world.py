@@ -81,7 +81,7 @@ def overrides(
         "bureau_api_key": STAND_IN_KEY,
         "bank_systems": {c: {"url": url(ports[c]), "api_key": STAND_IN_KEY} for c in banks},
         "hospital_systems": {
-            c: {"url": url(ports["his"]), "api_key": STAND_IN_KEY} for c in hospitals
+            c: {"url": url(ports["his"]), "api_key": supervisor.HIS_KEY} for c in hospitals
         },
         "repayment_window_days": repayment_window_days,
         "rate_limit_per_second": 0.0,

@@ -53,8 +53,7 @@ def prefect_env(settings: Settings, port: int) -> dict[str, str]:
 
 def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]:
     py, api = str(BIN / "python"), f"http://{settings.api_host}:{settings.api_port}"
-    # The hospitals' systems where the settings put them (one stand-in plays them all).
-    his = next(iter(settings.hospital_systems.values()), {"url": HIS_URL, "api_key": HIS_KEY})
+    his_url = f"http://127.0.0.1:{ports['his']}" if "his" in ports else HIS_URL  # the demo's
     parts = [
         Part(
             "prefect",
@@ -116,9 +115,9 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "-m",
                 "simulators.hospital",
                 "--port",
-                his["url"].rsplit(":", 1)[1],
+                his_url.rsplit(":", 1)[1],
                 "--api-key",
-                his["api_key"],
+                HIS_KEY,
                 "--hub-url",
                 api,
                 "--bureau-url",
@@ -132,8 +131,8 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "--rate",
                 str(settings.demo_rate),
             ],
-            f"{his['url']}/_sim/knobs",
-            f"{his['url']} (the hospitals' systems, sending demo traffic)",
+            f"{his_url}/_sim/knobs",
+            f"{his_url} (the hospitals' systems, sending demo traffic)",
         ),
         Part("flows", [py, "-m", "flows.serve"], "", "deployments in the Prefect UI"),
     ]
