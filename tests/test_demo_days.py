@@ -8,16 +8,25 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from credithub.cli import app
 from hub.core import clock
 from hub.settings import get_settings
+from models.medical.tables import SettlementWindow, Visit
 
 ID_NUMBER = re.compile(r"\d{17}[\dX]")
+
+
+def xiamen(instant: datetime) -> datetime:
+    return clock.as_utc(instant).astimezone(ZoneInfo("Asia/Shanghai"))
 
 
 @pytest.fixture
@@ -56,6 +65,20 @@ def test_three_days_settle_each_night_and_the_books_balance(
     assert not (home / "credithub.db").exists()  # the hub's own database is left alone
     assert not (home / "up.json").exists()  # nor `up`'s file
     assert (demo_home / "up.json").stat().st_mode & 0o777 == 0o600  # it holds API keys
+
+    # One clock for every process: the API server closed the visits on the simulated
+    # days, the flows closed each night's window at 23:30 of its day.
+    engine = create_engine(f"sqlite:///{demo_home / 'credithub.db'}")
+    with Session(engine) as session:
+        closes = session.scalars(select(Visit.closed_at).where(Visit.closed_at.is_not(None)))
+        windows = session.scalars(
+            select(SettlementWindow.closed_at).where(SettlementWindow.closed_at.is_not(None))
+        )
+        visit_days = {xiamen(t).date().isoformat() for t in closes}
+        nights = sorted(xiamen(t).isoformat(timespec="minutes") for t in windows)
+    engine.dispose()
+    assert visit_days == {d["day"] for d in days}
+    assert nights == [f"{d['day']}T23:30+08:00" for d in days]
 
     # The parts ran as `up` runs them, each with its log: no identity number in any.
     logs = {p.name: p.read_text() for p in (demo_home / "logs").glob("*.log")}
