@@ -19,7 +19,6 @@ parameters: a served deployment would start a fresh interpreter per run (about
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ import httpx
 from credithub import demo_world, supervisor
 from credithub.demo_report import DayRow, Summary
 from flows import context
-from hub.core import clock
 from hub.core.db import get_engine
 from hub.medical import window_checks
 from hub.settings import Settings
@@ -82,7 +80,7 @@ class Desks:
 
 
 class Day:
-    """One simulated day: its clock, its desks' tally."""
+    """One simulated day: moving every part's clock through it, and the desks' tally."""
 
     def __init__(self, world: demo_world.World, desks: Desks, day: date) -> None:
         self.world, self.desks, self.day = world, desks, day
@@ -90,8 +88,10 @@ class Day:
         self.tally = Tally()
 
     def at(self, hour: int, minute: int = 0) -> datetime:
-        """Move every part's clock to this time of the day."""
-        instant = datetime.combine(self.day, time(hour, minute), self.zone)
+        return self.move(datetime.combine(self.day, time(hour, minute), self.zone))
+
+    def move(self, instant: datetime) -> datetime:
+        """Move every part's clock to this instant of the day."""
         self.world.move_clock(instant)
         return instant
 
@@ -117,12 +117,9 @@ def simulate_day(world: demo_world.World, desks: Desks, day: date, options: Opti
     today.at(9, 0)
     steps = run_flow(world.settings, "collections")
     run_flow(world.settings, "hold-expiry")
-    opening = datetime.combine(day, time(9, 30), today.zone)
-    spacing = timedelta(hours=10) / max(options.visits_per_day, 1)
-    for n in range(options.visits_per_day):
-        instant = opening + spacing * n
-        world.move_clock(instant)
-        today.desks_step("visits", instant)
+    opening, spacing = today.at(9, 30), timedelta(hours=10) / max(options.visits_per_day, 1)
+    for n in range(options.visits_per_day):  # patients arrive from 09:30 to 19:30
+        today.desks_step("visits", today.move(opening + spacing * n))
     today.desks_step("repayments", today.at(20, 0))
     today.at(23, 30)
     settled = list(run_flow(world.settings, "settlement"))
@@ -158,7 +155,7 @@ def check_books(world: demo_world.World, summary: Summary) -> None:
 
 @contextmanager
 def flows_here(world: demo_world.World) -> Iterator[None]:
-    """This process runs the flows: on the demo's Prefect server, its clock and its database."""
+    """This process runs the flows: on the demo's Prefect server, with its settings."""
     import prefect.main  # noqa: F401  (configures Prefect's logging, once: then quieten it)
     from prefect.settings import (
         PREFECT_API_URL,
@@ -166,28 +163,20 @@ def flows_here(world: demo_world.World) -> Iterator[None]:
         temporary_settings,
     )
 
-    before = os.environ.get(clock.CLOCK_FILE_VARIABLE)
-    os.environ[clock.CLOCK_FILE_VARIABLE] = str(world.clock_file)
     context.use(world.settings)
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).setLevel(logging.WARNING)  # the table is the demo's output
-    try:
-        # No heartbeats: they tell a server a served run's process died; here the runs end
-        # with this process, and each would wait up to a second for its heartbeat thread.
-        updates = {
-            PREFECT_API_URL: f"{world.prefect_url}/api",
-            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-        }
-        with temporary_settings(updates=updates):
-            try:
-                yield
-            finally:
-                _drain_prefect_workers()
-    finally:
-        if before is None:
-            os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)
-        else:
-            os.environ[clock.CLOCK_FILE_VARIABLE] = before
+    # No heartbeats: they tell a server a served run's process died; here the runs end
+    # with this process, and each would wait up to a second for its heartbeat thread.
+    updates = {
+        PREFECT_API_URL: f"{world.prefect_url}/api",
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+    }
+    with temporary_settings(updates=updates):
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()
 
 
 def _drain_prefect_workers() -> None:

@@ -144,28 +144,43 @@ def opened(
     settings = main.model_copy(update=changes)
     clock_file = home / "clock"
     clock.write_clock_file(clock_file, starts_at)
-    fresh_database(settings)
-    keys = demo.ensure_partners(settings, {}, webhook_url=None)
-    up_file = home / "up.json"
-    content = {
-        "partner_keys": keys,
-        "bank_systems": settings.bank_systems,
-        "hospital_systems": settings.hospital_systems,
-        "partners": [{"kind": k, "code": c, "name": n} for k, c, n in demo.demo_partners()],
-    }
-    demo.write_up_file(up_file, content)  # the hospitals' stand-in reads its keys from it
-    parts = [p for p in supervisor.plan(settings, ports, up_file) if p.name != "flows"]
-    stand_in_knobs(parts, seed)
-    env = {
-        **os.environ,
-        **supervisor.prefect_env(settings, ports["prefect"]),
-        **as_environment(changes),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        clock.CLOCK_FILE_VARIABLE: str(clock_file),
-    }
     with ExitStack() as stack:
+        stack.enter_context(clock_of_this_process(clock_file))
+        fresh_database(settings)
+        keys = demo.ensure_partners(settings, {}, webhook_url=None)
+        up_file = home / "up.json"
+        content = {
+            "partner_keys": keys,
+            "bank_systems": settings.bank_systems,
+            "hospital_systems": settings.hospital_systems,
+            "partners": [{"kind": k, "code": c, "name": n} for k, c, n in demo.demo_partners()],
+        }
+        demo.write_up_file(up_file, content)  # the hospitals' stand-in reads its keys from it
+        parts = [p for p in supervisor.plan(settings, ports, up_file) if p.name != "flows"]
+        stand_in_knobs(parts, seed)
+        env = {
+            **os.environ,
+            **supervisor.prefect_env(settings, ports["prefect"]),
+            **as_environment(changes),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            clock.CLOCK_FILE_VARIABLE: str(clock_file),
+        }
         supervisor.start_together(parts, env, logs, READY_WITHIN_S)
         stack.callback(supervisor.stop, parts)
         addresses = {p.name: p.address for p in parts}
         demo.write_up_file(up_file, {"addresses": addresses, **content})
         yield World(home, settings, keys, addresses, clock_file)
+
+
+@contextmanager
+def clock_of_this_process(clock_file: Path) -> Iterator[None]:
+    """This process reads the shared clock too (and its children inherit it), until the end."""
+    before = os.environ.get(clock.CLOCK_FILE_VARIABLE)
+    os.environ[clock.CLOCK_FILE_VARIABLE] = str(clock_file)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)
+        else:
+            os.environ[clock.CLOCK_FILE_VARIABLE] = before
