@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -85,6 +86,7 @@ def up() -> None:
     """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
     from credithub.supervisor import run_all
 
+    os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)  # the simulated clock is the demo's only
     run_all()
 
 

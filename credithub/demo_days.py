@@ -1,50 +1,42 @@
 """`credithub demo --days N`: fast-forward N business days of treat first, pay later.
 
-A world of its own, so a running `credithub up` is never disturbed: a fresh
-database under `<CREDITHUB_HOME>/demo-days/` (or `--database-url`, emptied
-first), its own stand-ins (credit database, two banks, the hospitals' systems)
-on free loopback ports in threads, the demo partners, and the hub's API in this
-process, so that `hub.clock.set_now` drives every part. Each day (weekends
-included: hospitals open daily and the settlement schedule is daily): at 08:00
-residents enrol and the enrolment flow decides them; at 09:00 collections and
-the hold-expiry sweep run; from 08:30 to 19:30 patients are treated on credit;
-at 20:00 the banks book repayments; at 23:30 settlement closes the window,
-pays and reconciles. Flows run through Prefect: the server of `up` when it
-answers, else a temporary one.
+The demo runs on the parts `credithub up` starts, in a world of its own
+(`credithub.demo_world`), and moves their shared clock through the days. Each
+day (weekends included: hospitals open daily and the settlement schedule is
+daily): at 08:00 residents enrol at the hospitals' desks and at 08:05 the
+enrolment flow decides them; at 09:00 collections and the hold-expiry sweep
+run; from 09:30 to 19:30 patients are treated on credit; at 20:00 the banks
+book repayments; at 23:30 settlement closes the window, pays and reconciles.
+
+The desks are the hospitals' stand-in's traffic generator — the same that sends
+`up`'s live traffic — asked for a step of the day at a time over HTTP. The
+flows run in this process as Prefect flow runs on the demo's own Prefect
+server (as `credithub run` runs them on `up`'s), with the deployments'
+parameters: a served deployment would start a fresh interpreter per run (about
+4 s of imports here, some 28 times a week), which the demo cannot afford.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import warnings
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from credithub.demo import demo_partners, read_up_file
-from credithub.demo_desks import Desks, Tally, set_clock
+from credithub import demo_world, supervisor
 from credithub.demo_report import DayRow, Summary
-from credithub.supervisor import prefect_env
-from credithub.threaded_server import serve
-from hub.context import HubContext
-from hub.core import clock, migrate, partner_admin
-from hub.core.db import empty_all_tables
-from hub.medical import reconciliation_run, settlement_run
+from hub import context
+from hub.medical import window_checks
 from hub.settings import Settings
-from simulators import bank, credit_bureau, hospital
+from simulators.traffic.world import Tally
 
-if TYPE_CHECKING:
-    from starlette.testclient import TestClient
-
-STAND_IN_KEY = "demo-days-key"
+STEP_TIMEOUT_S = 300  # a step of the desks (a morning's enrolments) waits this long at most
 
 
 @dataclass(frozen=True)
@@ -65,133 +57,140 @@ class Options:
         return self.enrolments_per_day
 
 
-# Stand-ins and Prefect -------------------------------------------------------------------------
-
-
-@contextmanager
-def prefect_backend(main_settings: Settings) -> Iterator[str]:
-    """The Prefect server of `credithub up` if it answers, else a temporary one; says which."""
-    os.environ.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    address = read_up_file(Path(main_settings.home) / "up.json").get("addresses", {}).get("prefect")
-    if address and _answers(f"{address}/api/health"):
-        os.environ.update(prefect_env(main_settings, int(address.rsplit(":", 1)[1])))
-        yield f"the Prefect server of `credithub up` at {address} (runs in its UI)"
-        return
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield "a temporary Prefect server (no `credithub up` answered)"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-# The world -------------------------------------------------------------------------------------
-
-
-def demo_settings(main: Settings, home: Path, options: Options, urls: dict[str, str]) -> Settings:
-    """The hub's settings for the demo: its own home, database and stand-ins."""
-    banks = {"XMBANK": urls["XMBANK"], "XMRCB": urls["XMRCB"]}
-    return main.model_copy(
-        update={
-            "home": home,
-            "database_url": options.database_url or "",
-            "secret_key": "",  # a key file of the demo's own, under its home
-            "bureau_url": urls["bureau"],
-            "bureau_api_key": STAND_IN_KEY,
-            "bank_systems": {c: {"url": u, "api_key": STAND_IN_KEY} for c, u in banks.items()},
-            "hospital_systems": {
-                code: {"url": urls["his"], "api_key": STAND_IN_KEY}
-                for kind, code, _ in demo_partners()
-                if kind == "hospital"
-            },
-            "repayment_window_days": options.repayment_window_days,
-            "rate_limit_per_second": 0.0,
-        }
-    )
-
-
-def fresh_database(settings: Settings, main: Settings) -> None:
-    """A new SQLite file each run; a named database is migrated and emptied."""
-    engine = HubContext.of(settings).engine
-    engine.dispose()
-    if not settings.database_url:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{Path(settings.home) / 'credithub.db'}{suffix}").unlink(missing_ok=True)
-    migrate.upgrade(settings)
-    empty_all_tables(engine)
-
-
-def add_partners(settings: Settings) -> dict[str, str]:
-    """The demo partners (five hospitals, two banks, the channel, the operator); their keys."""
-    wanted = [(kind, code, name, None) for kind, code, name in demo_partners()]
-    return {new.code: new.api_key for new in partner_admin.add_all(HubContext.of(settings), wanted)}
-
-
 def business_days(zone: str, count: int) -> list[date]:
     """Today in the business zone, and the days after it."""
     today = datetime.now(ZoneInfo(zone)).date()
     return [today + timedelta(days=n) for n in range(count)]
 
 
-# One day ---------------------------------------------------------------------------------------
+class Desks:
+    """The hospitals' and banks' desks: the hospitals' stand-in, a step of the day at a time."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def step(self, name: str, at: datetime, count: int = 1) -> Tally:
+        answer = self.http.post(
+            f"/_sim/traffic/{name}", json={"at": at.isoformat(), "count": count}
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"the hospitals' stand-in refused the {name} step: {answer.text}")
+        return Tally.from_dict(answer.json()["tally"])
 
 
-def simulate_day(desks: Desks, settings: Settings, day: date, options: Options) -> DayRow:
+class Day:
+    """One simulated day: moving every part's clock through it, and the desks' tally."""
+
+    def __init__(self, world: demo_world.World, desks: Desks, day: date) -> None:
+        self.world, self.desks, self.day = world, desks, day
+        self.zone = ZoneInfo(world.settings.business_timezone)
+        self.tally = Tally()
+
+    def at(self, hour: int, minute: int = 0) -> datetime:
+        return self.move(datetime.combine(self.day, time(hour, minute), self.zone))
+
+    def move(self, instant: datetime) -> datetime:
+        """Move every part's clock to this instant of the day."""
+        self.world.move_clock(instant)
+        return instant
+
+    def desks_step(self, name: str, at: datetime, count: int = 1) -> None:
+        self.tally = self.tally.plus(self.desks.step(name, at, count))
+
+
+def run_flow(settings: Settings, name: str) -> Any:
+    """One flow run, with its deployment's parameters, at the shared clock's time."""
+    from flows.serve import schedules
+
+    flow_, _schedule, parameters, _description = schedules(settings)[name]
+    return flow_(**parameters)
+
+
+def simulate_day(world: demo_world.World, desks: Desks, day: date, options: Options) -> DayRow:
     """Morning enrolments and collections, the day's care and repayments, settlement at 23:30."""
-    from flows.medical.collections import collect
-    from flows.medical.enrollment import enroll_pending
-    from flows.medical.hold_expiry import expire_holds
-    from flows.medical.settlement import settle
-
-    zone, desks.tally = settings.business_timezone, Tally()
-    set_clock(day, 8, 0, zone)
-    desks.enrol(options.enrolments())
-    set_clock(day, 8, 5, zone)
-    enroll_pending()
-    desks.learn_decisions()
-    set_clock(day, 9, 0, zone)
-    steps = collect()
-    expire_holds()
-    desks.hospital_day(day, options.visits_per_day)
-    set_clock(day, 20, 0, zone)
-    desks.repay_day()
-    set_clock(day, 23, 30, zone)
-    row = DayRow(day, desks.tally)
-    row.reminders = steps.get("reminder_before", 0) + steps.get("reminder_after", 0)
-    row.suspensions = steps.get("suspended", 0)
-    record_night(settings, row, list(settle(close=True)))
-    return row
-
-
-def record_night(settings: Settings, row: DayRow, settled: list[str]) -> None:
-    """What the night's settlement paid, the state of the window it closed, open mismatches."""
-    ctx = HubContext.of(settings)
-    for window_id in settled:
-        rows = settlement_run.window_report(ctx, window_id)
-        row.settled_fen += sum(r["net_fen"] for r in rows if r["status"] == "settled")
-    row.window_status = settlement_run.last_closed_status(ctx) or "none"
-    row.open_mismatches = reconciliation_run.count(ctx, "open")
+    today = Day(world, desks, day)
+    today.desks_step("enrolments", today.at(8, 0), options.enrolments())
+    today.at(8, 5)
+    run_flow(world.settings, "enrollment")
+    today.desks_step("decisions", today.at(8, 10))
+    today.at(9, 0)
+    steps = run_flow(world.settings, "collections")
+    run_flow(world.settings, "hold-expiry")
+    opening, spacing = today.at(9, 30), timedelta(hours=10) / max(options.visits_per_day, 1)
+    for n in range(options.visits_per_day):  # patients arrive from 09:30 to 19:30
+        today.desks_step("visits", today.move(opening + spacing * n))
+    today.desks_step("repayments", today.at(20, 0))
+    today.at(23, 30)
+    settled = list(run_flow(world.settings, "settlement"))
+    night = window_checks.night(context.HubContext.of(world.settings), settled)
+    return DayRow(
+        day,
+        today.tally,
+        settled_fen=night.settled_fen,
+        window_status=night.last_window_status,
+        reminders=steps.get("reminder_before", 0) + steps.get("reminder_after", 0),
+        suspensions=steps.get("suspended", 0),
+        open_mismatches=night.open_mismatches,
+    )
 
 
-def check_books(
-    api: TestClient, keys: dict[str, str], settings: Settings, summary: Summary
-) -> None:
-    """The trial balance totals 0 and every closed settlement window is settled."""
-    answer = api.get("/v1/ledger/trial-balance", headers={"Authorization": f"Bearer {keys['OPS']}"})
+def check_books(world: demo_world.World, summary: Summary) -> None:
+    """The trial balance totals 0, every ledger account agrees with the rows it stands
+    for, and every closed settlement window is settled."""
+    answer = httpx.get(
+        f"{world.api_url}/v1/ledger/trial-balance",
+        headers={"Authorization": f"Bearer {world.keys['OPS']}"},
+        timeout=60,
+    )
+    answer.raise_for_status()
     summary.trial_balance_fen = int(answer.json()["total_fen"])
     if summary.trial_balance_fen != 0:
         summary.failures.append(f"the trial balance totals {summary.trial_balance_fen} fen, not 0")
-    for window_id, status in settlement_run.unsettled(HubContext.of(settings)):
+    ctx = context.HubContext.of(world.settings)
+    for window_id, status in window_checks.unsettled_windows(ctx):
         summary.failures.append(f"settlement window {window_id} is {status}, not settled")
+    # The trial balance is 0 by construction; the books must also agree with the rows.
+    for discrepancy in window_checks.books_discrepancies(ctx):
+        summary.failures.append(f"the books disagree: {discrepancy}")
     for row in summary.rows:
         if row.window_status != "settled":
             summary.failures.append(f"the window closed on {row.day} is {row.window_status}")
+
+
+@contextmanager
+def flows_here(world: demo_world.World) -> Iterator[None]:
+    """This process runs the flows: on the demo's Prefect server, with its settings."""
+    import prefect.main  # noqa: F401  (configures Prefect's logging, once: then quieten it)
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    context.use(world.settings)
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the table is the demo's output
+    # No heartbeats: they tell a server a served run's process died; here the runs end
+    # with this process, and each would wait up to a second for its heartbeat thread.
+    updates = {
+        PREFECT_API_URL: f"{world.prefect_url}/api",
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+    }
+    with temporary_settings(updates=updates):
+        try:
+            yield
+        finally:
+            _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the runs' last logs and events while the demo's Prefect server still answers."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with suppress(RuntimeError):  # never started: nothing to send
+        APILogWorker.instance().drain()
+    EventsWorker.drain_all()
 
 
 def run_demo(
@@ -203,52 +202,32 @@ def run_demo(
     home = Path(main.home) / "demo-days"
     home.mkdir(parents=True, exist_ok=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs with numbers
+    zone = ZoneInfo(main.business_timezone)
     days = business_days(main.business_timezone, options.days)
-    set_clock(days[0], 7, 0, main.business_timezone)
-    try:
-        with ExitStack() as stack:
-            summary = Summary(stack.enter_context(prefect_backend(main)))
-            logging.getLogger("prefect").setLevel(logging.WARNING)
-            desks, settings, keys = _world(stack, main, home, options)
-            for day in days:
-                summary.rows.append(simulate_day(desks, settings, day, options))
-                if on_day is not None:
-                    on_day(summary.rows[-1])
-            check_books(desks.api, keys, settings, summary)
-            return summary
-    finally:
-        clock.set_now(None)
-
-
-def _world(
-    stack: ExitStack, main: Settings, home: Path, options: Options
-) -> tuple[Desks, Settings, dict[str, str]]:
-    """Start the stand-ins, make the database and partners, open the API; the desks."""
-    from hub import context
-
-    knobs = credit_bureau.Knobs(seed=options.seed)
-    urls = {"bureau": stack.enter_context(serve(credit_bureau.create_app(STAND_IN_KEY, knobs)))}
-    for code in ("XMBANK", "XMRCB"):
-        bank_knobs = bank.BankKnobs(seed=options.seed, decline_rate=0.05)
-        urls[code] = stack.enter_context(serve(bank.create_app(STAND_IN_KEY, bank_knobs)))
-    codes = [code for kind, code, _ in demo_partners() if kind == "hospital"]
-    his = hospital.create_app(STAND_IN_KEY, hospital.HospitalKnobs(seed=options.seed), codes)
-    urls["his"] = stack.enter_context(serve(his))
-    settings = demo_settings(main, home, options, urls)
-    fresh_database(settings, main)
-    keys = add_partners(settings)
-    context.use(settings)
-    from integrations.endpoints.app import create_app
-
-    with warnings.catch_warnings():  # starlette would rather we used httpx2: not our choice here
-        warnings.simplefilter("ignore")
-        from starlette.testclient import TestClient
-
-    api = stack.enter_context(TestClient(create_app(settings), raise_server_exceptions=False))
-    auth = {"Authorization": f"Bearer {STAND_IN_KEY}"}
-    stand_ins = {
-        name: stack.enter_context(httpx.Client(base_url=urls[name], headers=auth))
-        for name in ("bureau", "his")
-    }
-    rng = random.Random(options.seed)
-    return Desks(api, keys, stand_ins, rng, settings.business_timezone), settings, keys
+    with (
+        demo_world.opened(
+            main,
+            home,
+            database_url=options.database_url,
+            repayment_window_days=options.repayment_window_days,
+            seed=options.seed,
+            starts_at=datetime.combine(days[0], time(7, 0), zone),
+        ) as world,
+        flows_here(world),
+        httpx.Client(
+            base_url=world.his_url,
+            headers={"Authorization": f"Bearer {supervisor.HIS_KEY}"},
+            timeout=STEP_TIMEOUT_S,
+        ) as his,
+    ):
+        summary = Summary(
+            f"its own Prefect server at {world.prefect_url} "
+            f"(runs kept in {home / 'prefect'}; it stops with the demo)"
+        )
+        desks = Desks(his)
+        for day in days:
+            summary.rows.append(simulate_day(world, desks, day, options))
+            if on_day is not None:
+                on_day(summary.rows[-1])
+        check_books(world, summary)
+        return summary

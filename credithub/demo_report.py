@@ -12,8 +12,8 @@ from pathlib import Path
 from rich import box
 from rich.table import Table
 
-from credithub.demo_desks import Tally
 from hub.core.money import yuan
+from simulators.traffic.world import Tally
 
 
 @dataclass
@@ -31,7 +31,7 @@ class DayRow:
 
 @dataclass
 class Summary:
-    """The run: where Prefect was, each day, and the end-of-run checks of the books."""
+    """The run: which Prefect server, each day, and the end-of-run checks of the books."""
 
     prefect: str
     rows: list[DayRow] = field(default_factory=list)

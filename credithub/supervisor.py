@@ -69,6 +69,7 @@ def prefect_env(settings: Settings, port: int) -> dict[str, str]:
 
 def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]:
     py, api = str(BIN / "python"), f"http://{settings.api_host}:{settings.api_port}"
+    his_url = f"http://127.0.0.1:{ports['his']}" if "his" in ports else HIS_URL  # the demo's
     parts = [
         Part(
             "prefect",
@@ -143,7 +144,7 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "-m",
                 "simulators.hospital",
                 "--port",
-                HIS_URL.rsplit(":", 1)[1],
+                his_url.rsplit(":", 1)[1],
                 "--api-key",
                 HIS_KEY,
                 "--hub-url",
@@ -159,8 +160,8 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "--rate",
                 str(settings.demo_rate),
             ],
-            f"{HIS_URL}/_sim/knobs",
-            HIS_URL,
+            f"{his_url}/_sim/knobs",
+            his_url,
             note="the hospitals' systems, sending demo traffic",
             api_key=HIS_KEY,
             stop_rank=1,
@@ -235,6 +236,23 @@ def start(part: Part, env: dict[str, str], logs: Path) -> None:
 
 GRACE_S = {"flows": 30.0}  # seconds from SIGTERM to SIGKILL: the runner stops its runs first
 DEFAULT_GRACE_S = 10.0
+
+
+def start_together(parts: list[Part], env: dict[str, str], logs: Path, deadline_s: float) -> None:
+    """Start every part at once, then wait until each is ready (all within `deadline_s`).
+
+    For parts that do not need each other to start (the demo's world); if one
+    fails or is late, every part is stopped and the error raised.
+    """
+    try:
+        for part in parts:
+            start(part, env, logs)
+        end = time.monotonic() + deadline_s
+        for part in parts:
+            _wait_healthy(part, max(1.0, end - time.monotonic()))
+    except BaseException:
+        stop(parts)
+        raise
 
 
 def stop(parts: list[Part], hurry: Callable[[], bool] = lambda: False) -> None:

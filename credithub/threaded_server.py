@@ -1,5 +1,5 @@
-"""An ASGI app served on a free loopback port in a thread: for the in-process
-demo's stand-ins and for the tests that need real HTTP."""
+"""An ASGI app served on a free loopback port in a thread, for the tests that need
+real HTTP; and `free_port`, which the demo also uses to place its parts."""
 
 from __future__ import annotations
 

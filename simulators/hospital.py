@@ -3,12 +3,15 @@
 One server stands in for several hospitals (the partners of kind `hospital` in
 the partners file `credithub up` writes). It does two things:
 
-- A traffic driver (a background thread) behaves like the hospitals' front
-  desks and the banks' repayment desks: it enrols residents, polls their
-  enrolments, checks eligibility, opens visits, places, raises and voids
+- The partners' traffic (`simulators.traffic`) behaves like the hospitals'
+  front desks and the banks' repayment desks: it enrols residents, polls
+  their enrolments, checks eligibility, opens visits, places, raises and voids
   holds, closes visits with bills that add up, refunds part of some, and, as
   the line's bank, books repayments — all through the hub's public API, with
-  Idempotency-Keys and unique partner references, at `rate` actions a second.
+  Idempotency-Keys and unique partner references. A background thread drives
+  it in real time at `rate` actions a second (`credithub up`); with `rate` 0
+  it waits for `POST /_sim/traffic/{step}`, a step of a simulated day at the
+  instant named (`credithub demo`).
 - Each hospital's own transaction list: every capture (a close with
   `captured_fen > 0`) and every refund as the HIS recorded it, which the
   hub's reconciliation fetches with `GET /hospitals/{code}/transactions?date=`.
@@ -21,12 +24,15 @@ HTTP (bearer key on every route, `/_sim/...` included):
     POST   /hospitals/{code}/transactions   add an item by hand (201)
     DELETE /hospitals/{code}/transactions   forget the hospital's list (204)
     GET/PUT /_sim/knobs, GET /_sim/stats (calls by kind and status), GET /_sim/requests
+    POST   /_sim/traffic/{step}  {"at": RFC 3339, "count": n} -> {"step", "tally"}: what it did;
+           steps: enrolments (n sign-ups), decisions (read every pending enrolment),
+           visits (n patients, arrival to bill), repayments (who owes pays, by habit)
 An item: {"ref" (his_bill_id or his_refund_id), "kind": "capture"|"refund", "amount_fen",
 "visit_id" (the hub's), "hub_id" (the hub's visit_id or refund_id), "his_visit_id",
 "at" (RFC 3339 UTC, the hub's time of the close or refund), "business_date" (Asia/Shanghai)}.
 
 Decisions come from a generator seeded by `seed`; the hub's answers do the
-rest. The driver logs only the kind of an error, never a person's number,
+rest. The traffic logs only the kind of an error, never a person's number,
 name or phone. State lives in memory and dies with the process.
 
     python -m simulators.hospital --port 8121 --api-key his-key --hub-url http://127.0.0.1:8000 \
@@ -46,6 +52,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from simulators.hospital_books import (
     Book,
@@ -56,23 +63,35 @@ from simulators.hospital_books import (
     load_partners,
     record,
 )
-from simulators.hospital_traffic import Driver, DriverConfig, default_run_tag
 from simulators.knobs import SimState, error, simulator_app
+from simulators.traffic.generator import STEPS, Traffic
+from simulators.traffic.pace import RealTime
+from simulators.traffic.world import TrafficConfig, default_run_tag
 
 log = logging.getLogger("simulators.hospital")
+
+
+class TrafficStep(BaseModel):
+    """A step of a simulated day: the instant the desks act at, and how many of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime
+    count: int = Field(default=1, ge=0, le=10_000)
 
 
 def create_app(
     api_key: str,
     knobs: HospitalKnobs | None = None,
     hospitals: Sequence[str] = (),
-    driver: DriverConfig | None = None,
+    driver: TrafficConfig | None = None,
 ) -> FastAPI:
-    """The HIS server for these hospitals; with a driver config, it drives traffic too."""
+    """The HIS server for these hospitals; with a traffic config, it sends traffic too."""
     state = SimState(knobs or HospitalKnobs(), api_key)
     codes = list(dict.fromkeys([*hospitals, *(driver.partners.hospitals if driver else ())]))
     book, stats = Book(codes), Stats()
-    running = Driver(driver, state, book, stats) if driver else None
+    traffic = Traffic(driver, state.knobs.seed, book, stats) if driver else None
+    running = RealTime(traffic, state, stats) if traffic else None
     app = simulator_app("Hospital systems simulator", state)
 
     @asynccontextmanager
@@ -84,6 +103,8 @@ def create_app(
         finally:
             if running is not None:
                 running.stop()
+            if traffic is not None:
+                traffic.close()
 
     app.router.lifespan_context = lifespan
 
@@ -117,16 +138,31 @@ def create_app(
 
     @app.get("/_sim/stats")
     async def sim_stats() -> dict[str, Any]:
+        desks = traffic.snapshot() if traffic else {"residents": 0, "visits_in_progress": 0}
         return {
             "actions": stats.snapshot(),
             "driver": {
                 "enabled": running is not None,
                 "idle": running is None or running.idle.is_set(),
-                "residents": len(running.residents) if running else 0,
-                "visits_in_progress": len(running.visits) if running else 0,
+                **desks,
             },
             "transactions": {code: len(items) for code, items in book.items.items()},
         }
+
+    @app.post("/_sim/traffic/{step}", response_model=None)
+    def traffic_step(step: str, body: TrafficStep) -> Any:
+        """A step of a simulated day (sync: it waits on the hub, in a worker thread)."""
+        if traffic is None:
+            return error(404, "no_traffic")
+        if step not in STEPS:
+            return error(404, "unknown_step", steps=list(STEPS))
+        try:
+            done = traffic.step(step, body.at, body.count)
+        except Exception as exc:  # the kind only: a message could carry a person's data
+            stats.count("driver", type(exc).__name__)
+            log.warning("hospital simulator: the %s step failed: %s", step, type(exc).__name__)
+            return error(500, "step_failed", kind=type(exc).__name__)
+        return {"step": step, "tally": done.as_dict()}
 
     return app
 
@@ -151,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     knobs = HospitalKnobs.model_validate({n: getattr(args, n) for n in HospitalKnobs.model_fields})
     partners = load_partners(args.partners_file)
-    config = DriverConfig(
+    config = TrafficConfig(
         hub_url=args.hub_url.rstrip("/"),
         bureau_url=args.bureau_url.rstrip("/"),
         bureau_key=args.bureau_key,

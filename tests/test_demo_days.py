@@ -1,5 +1,6 @@
-"""`credithub demo --days N`: a fast-forwarded world of its own, settled every night,
-with the books at zero at the end and no personal data in what it prints or logs."""
+"""`credithub demo --days N`: a fast-forwarded world of its own — the parts `up` starts,
+as processes on free ports, moved by a shared clock — settled every night, with the
+books at zero at the end and no personal data in what it prints or logs."""
 
 from __future__ import annotations
 
@@ -7,16 +8,25 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from credithub.cli import app
 from hub.core import clock
 from hub.settings import get_settings
+from models.medical.tables import SettlementWindow, Visit
 
 ID_NUMBER = re.compile(r"\d{17}[\dX]")
+
+
+def xiamen(instant: datetime) -> datetime:
+    return clock.as_utc(instant).astimezone(ZoneInfo("Asia/Shanghai"))
 
 
 @pytest.fixture
@@ -36,7 +46,7 @@ def test_three_days_settle_each_night_and_the_books_balance(
     caplog.set_level(logging.INFO)
     result = CliRunner().invoke(app, ["demo", "--days", "3", "--visits-per-day", "5"])
     assert result.exit_code == 0, result.output
-    assert "books balance" in result.output and "temporary Prefect server" in result.output
+    assert "books balance" in result.output and "its own Prefect server" in result.output
 
     summary = json.loads((home / "demo-days" / "summary.json").read_text())
     assert summary["books_ok"] and summary["trial_balance_fen"] == 0 and summary["failures"] == []
@@ -50,10 +60,30 @@ def test_three_days_settle_each_night_and_the_books_balance(
         assert d["settled_fen"] == d["captured_fen"] - d["refunded_fen"]
         assert d["open_mismatches"] == 0  # the hospitals' and banks' lists agree
     assert sum(d["repaid_fen"] for d in days) > 0
-    assert (home / "demo-days" / "credithub.db").exists()
+    demo_home = home / "demo-days"
+    assert (demo_home / "credithub.db").exists()
     assert not (home / "credithub.db").exists()  # the hub's own database is left alone
+    assert not (home / "up.json").exists()  # nor `up`'s file
+    assert (demo_home / "up.json").stat().st_mode & 0o777 == 0o600  # it holds API keys
 
-    for text in (result.output, caplog.text, json.dumps(summary)):
+    # One clock for every process: the API server closed the visits on the simulated
+    # days, the flows closed each night's window at 23:30 of its day.
+    engine = create_engine(f"sqlite:///{demo_home / 'credithub.db'}")
+    with Session(engine) as session:
+        closes = session.scalars(select(Visit.closed_at).where(Visit.closed_at.is_not(None)))
+        windows = session.scalars(
+            select(SettlementWindow.closed_at).where(SettlementWindow.closed_at.is_not(None))
+        )
+        visit_days = {xiamen(t).date().isoformat() for t in closes}
+        nights = sorted(xiamen(t).isoformat(timespec="minutes") for t in windows)
+    engine.dispose()
+    assert visit_days == {d["day"] for d in days}
+    assert nights == [f"{d['day']}T23:30+08:00" for d in days]
+
+    # The parts ran as `up` runs them, each with its log: no identity number in any.
+    logs = {p.name: p.read_text() for p in (demo_home / "logs").glob("*.log")}
+    assert {"prefect.log", "api.log", "credit-bureau.log", "hospitals.log"} <= set(logs)
+    for text in (result.output, caplog.text, json.dumps(summary), *logs.values()):
         assert not ID_NUMBER.search(text)  # no identity number printed or logged
 
 

@@ -19,9 +19,11 @@ import pytest
 from flows.medical.enrollment import enroll_pending
 from hub import context
 from hub.settings import Settings
-from simulators import bank, credit_bureau, hospital, hospital_traffic
+from simulators import bank, credit_bureau, hospital
 from simulators.hospital_books import HospitalKnobs, Partners
-from simulators.hospital_traffic import DriverConfig
+from simulators.traffic import bills as costs
+from simulators.traffic import people
+from simulators.traffic.world import TrafficConfig
 from tests.books import books_agree
 from tests.conftest import make_world
 from tests.live import live_server, serve
@@ -127,6 +129,25 @@ def test_the_discrepancy_knobs_miss_repeat_or_misstate_items(his: httpx.Client) 
     assert his.put("/_sim/knobs", json={"rate": -1}).status_code == 422
 
 
+def test_traffic_steps_need_the_traffic_a_known_step_and_an_aware_instant(
+    his: httpx.Client,
+) -> None:
+    at = {"at": "2026-03-02T08:00:00+08:00"}
+    assert his.post("/_sim/traffic/visits", json=at).json()["error"] == "no_traffic"
+    assert httpx.post(f"{his.base_url}/_sim/traffic/visits", json=at).status_code == 401
+    config = TrafficConfig("http://127.0.0.1:9", "http://127.0.0.1:9", "k", Partners({}, {}), "T")
+    app = hospital.create_app(KEY, HospitalKnobs(rate=0), driver=config)
+    with serve(app) as url, httpx.Client(base_url=url, headers=AUTH, timeout=5) as driven:
+        unknown = driven.post("/_sim/traffic/lunch", json=at)
+        assert unknown.status_code == 404 and "visits" in unknown.json()["steps"]
+        naive = driven.post("/_sim/traffic/visits", json={"at": "2026-03-02T08:00:00"})
+        assert naive.status_code == 422
+        assert driven.post("/_sim/traffic/visits", json={**at, "count": -1}).status_code == 422
+        # No one enrolled yet: a step of visits treats no one, and says so.
+        done = driven.post("/_sim/traffic/visits", json={**at, "count": 3})
+        assert done.status_code == 200 and done.json()["tally"]["visits"] == 0
+
+
 def test_faults_are_fixed_by_the_seed_not_by_the_server() -> None:
     items = [
         {"ref": f"B{n}", "kind": "capture", "amount_fen": 5_000 + n, "business_date": "2026-03-02"}
@@ -147,9 +168,9 @@ def test_the_residents_and_bills_are_valid_and_fixed_by_the_seed() -> None:
 
     def draw(seed: int) -> list[Any]:
         rng = random.Random(seed)
-        numbers = [hospital_traffic.adult_id_number(rng, today) for _ in range(200)]
+        numbers = [people.adult_id_number(rng, today) for _ in range(200)]
         bills = [
-            hospital_traffic.make_bill(rng, f"B{n}", rng.choice(["outpatient", "inpatient"]), held)
+            costs.make_bill(rng, f"B{n}", rng.choice(["outpatient", "inpatient"]), held)
             for n, held in enumerate(rng.randint(0, 500_000) for _ in range(200))
         ]
         return [numbers, bills]
@@ -166,7 +187,7 @@ def test_the_residents_and_bills_are_valid_and_fixed_by_the_seed() -> None:
         assert sum(i["amount_fen"] for i in bill["items"]) == bill["total_fen"]
         assert all(i["amount_fen"] >= 0 for i in bill["items"]) and bill["items"]
     rng = random.Random(5)
-    holds = [hospital_traffic.hold_amount(rng, "outpatient", None) for _ in range(500)]
+    holds = [costs.hold_amount(rng, "outpatient", None) for _ in range(500)]
     assert min(holds) >= 5_000 and max(holds) <= 200_000
 
 
@@ -252,7 +273,7 @@ def test_the_driver_treats_patients_through_the_hub_and_lists_what_it_captured(
             )
         )
         with live_server(wired) as hub, httpx.Client(timeout=10) as http:
-            config = DriverConfig(hub, bureau_url, "bureau-key", hospital.load_partners(up), "T1")
+            config = TrafficConfig(hub, bureau_url, "bureau-key", hospital.load_partners(up), "T1")
             knobs = HospitalKnobs(seed=1, rate=40, poll_interval_s=0.2)
             app = hospital.create_app(KEY, knobs, driver=config)
             with serve(app) as his_url, httpx.Client(base_url=his_url, headers=AUTH) as his:
