@@ -12,7 +12,7 @@ from hub.medical.eligibility import Eligibility
 from hub.medical.holds import effective_status
 from hub.medical.lines import LineView
 from hub.medical.visits import visit_authorizations
-from models.medical.tables import Authorization, Refund, Repayment, Visit
+from models.medical.tables import Authorization, Refund, Repayment, Visit, VisitStatus
 
 
 def credit_line(view: LineView) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def refund(item: Refund) -> dict[str, Any]:
 def visit(session: Session, item: Visit, now: datetime) -> dict[str, Any]:
     refunds = session.scalars(select(Refund).where(Refund.visit_id == item.id).order_by(Refund.id))
     bill = None
-    if item.status == "closed":
+    if item.status == VisitStatus.CLOSED:
         bill = {
             "his_bill_id": item.his_bill_id,
             "total_fen": item.total_fen,
