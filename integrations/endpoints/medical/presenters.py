@@ -11,7 +11,7 @@ from hub.medical.holds import effective_status
 from hub.medical.lines import LineView
 from hub.medical.listings import visit_refunds
 from hub.medical.visits import visit_authorizations
-from models.medical.tables import Authorization, Refund, Repayment, Visit
+from models.medical.tables import Authorization, Refund, Repayment, Visit, VisitStatus
 
 
 def credit_line(view: LineView) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def refund(item: Refund) -> dict[str, Any]:
 def visit(session: Transaction, item: Visit, now: datetime) -> dict[str, Any]:
     refunds = visit_refunds(session, item.id)
     bill = None
-    if item.status == "closed":
+    if item.status == VisitStatus.CLOSED:
         bill = {
             "his_bill_id": item.his_bill_id,
             "total_fen": item.total_fen,
