@@ -150,7 +150,6 @@ def lines_import(
         encoding = line_import.encoding_of(file)
     except line_import.NotText as exc:
         _fail(str(exc))
-        return
     migrate.upgrade()
     total = max(sum(1 for _ in file.open(encoding=encoding)) - 1, 0)
     with (
