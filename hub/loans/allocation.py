@@ -6,7 +6,8 @@ Positions, as of the business date ``D`` on which the repayment was made
 - **overdue**: every instalment due before ``D`` (paying on the due date is on time);
 - **current**: the first instalment due on or after ``D`` — the month running.
   Its interest is owed in full: the contract counts interest by the month, and
-  the month has begun. There is none once the last due date has passed;
+  the month has begun (so even a payoff on the day of the payout pays the first
+  month's interest). There is none once the last due date has passed;
 - **future**: the instalments after the current one. Their interest is not owed
   yet, and is never owed on principal repaid before their month begins.
 
@@ -29,9 +30,10 @@ instalments' principal. More than that is refused whole (`Overpayment`).
 
 Within an instalment interest is always paid before principal, so one paid
 amount per instalment (`paid_fen`, as the contract shows it) says both.
-Repayments are applied in the order of their business dates: one dated before
-a repayment already applied is applied as of that later date by the caller,
-or an instalment already paid would be worked out again (refused here).
+Repayments are applied in the order of their business dates. Given a date
+earlier than one already applied, an instalment after the current one may
+already be paid; that is refused (ValueError) rather than worked out again: the
+caller applies such a late report as of the latest date applied.
 """
 
 from __future__ import annotations
