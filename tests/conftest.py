@@ -143,6 +143,25 @@ class World:
     def get(self, who: str, path: str) -> Any:
         return self.client.get(path, headers=self.headers(who))
 
+    def closed_visit(self, ref: str, amount: int, hospital: str = "h1") -> str:
+        """A visit on the world's line (after the hospital's eligibility check, which
+        gives it the line), closed at once with a self-paid bill of `amount`."""
+        self.post(hospital, "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
+        visit = self.post(
+            hospital,
+            "/v1/visits",
+            {"credit_line_id": self.ids["line"], "his_visit_id": ref, "kind": "outpatient"},
+        ).json()["visit_id"]
+        bill = {
+            "his_bill_id": ref,
+            "total_fen": amount,
+            "insurance_fen": 0,
+            "self_pay_fen": amount,
+            "items": [{"code": "X", "name": "x", "amount_fen": amount}],
+        }
+        assert self.post(hospital, f"/v1/visits/{visit}/close", bill).status_code == 200
+        return str(visit)
+
 
 ID_NUMBERS = [
     "11010519491231002X",

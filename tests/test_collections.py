@@ -48,24 +48,6 @@ def stage(settings: Settings) -> Iterator[tuple[World, httpx.Client]]:
             yield world, b
 
 
-def _close_visit(world: World, ref: str, amount: int) -> str:
-    world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
-    v = world.post(
-        "h1",
-        "/v1/visits",
-        {"credit_line_id": world.ids["line"], "his_visit_id": ref, "kind": "outpatient"},
-    ).json()["visit_id"]
-    bill = {
-        "his_bill_id": ref,
-        "total_fen": amount,
-        "insurance_fen": 0,
-        "self_pay_fen": amount,
-        "items": [{"code": "X", "name": "x", "amount_fen": amount}],
-    }
-    assert world.post("h1", f"/v1/visits/{v}/close", bill).status_code == 200
-    return str(v)
-
-
 def _events(world: World, type_: str) -> list[Any]:
     with unit_of_work(get_engine(world.settings)) as session:
         return list(session.scalars(select(Event.payload).where(Event.type == type_)))
@@ -75,7 +57,7 @@ def test_reminders_suspension_and_reinstatement_happen_once(
     stage: tuple[World, httpx.Client], prefect_harness: None
 ) -> None:
     world, _ = stage
-    _close_visit(world, "V1", 10_000)
+    world.closed_visit("V1", 10_000)
     runs: dict[int, list[dict[str, int]]] = {}
     for day in (16, 17, 18, 19, 20):
         clock.set_now(at_noon(day))
@@ -116,7 +98,7 @@ def test_long_overdue_debt_is_reported_once(
     stage: tuple[World, httpx.Client], prefect_harness: None
 ) -> None:
     world, bureau = stage
-    visit = _close_visit(world, "V1", 12_345)
+    visit = world.closed_visit("V1", 12_345)
     clock.set_now(at_noon(15, month=4))  # 29 days past due
     assert collect()["reported"] == 0
     clock.set_now(at_noon(16, month=4))  # 30 days

@@ -18,7 +18,7 @@ from hub.core.db import get_engine, unit_of_work
 from hub.medical import collections
 from hub.settings import Settings
 from models.medical.tables import CollectionStep, Debt, DebtSource, Visit
-from tests.conftest import ID_NUMBERS, PG_SKIP, PG_URL_ENV, World, _settings, make_world
+from tests.conftest import ID_NUMBERS, PG_SKIP, PG_URL_ENV, _settings, make_world
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 on 2 March in Shanghai; due 17 March
 
@@ -53,23 +53,6 @@ def _downgrade(settings: Settings, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-def _close(world: World, ref: str, amount: int) -> str:
-    visit = world.post(
-        "h1",
-        "/v1/visits",
-        {"credit_line_id": world.ids["line"], "his_visit_id": ref, "kind": "outpatient"},
-    ).json()["visit_id"]
-    bill = {
-        "his_bill_id": ref,
-        "total_fen": amount,
-        "insurance_fen": 0,
-        "self_pay_fen": amount,
-        "items": [{"code": "X", "name": "x", "amount_fen": amount}],
-    }
-    assert world.post("h1", f"/v1/visits/{visit}/close", bill).status_code == 200
-    return str(visit)
-
-
 def test_debts_get_ids_and_sources_and_keep_their_steps(scratch: Settings) -> None:
     migrate.upgrade(scratch)
     clock.set_now(T0)
@@ -77,7 +60,7 @@ def test_debts_get_ids_and_sources_and_keep_their_steps(scratch: Settings) -> No
         world = make_world(scratch)
         with world.client:
             world.post("h1", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]})
-            visits = [_close(world, "V1", 10_000), _close(world, "V2", 5_000)]
+            visits = [world.closed_visit("V1", 10_000), world.closed_visit("V2", 5_000)]
         now = datetime(2026, 3, 16, 4, 0, tzinfo=UTC)  # the day before the due date
         with unit_of_work(get_engine(scratch)) as session:
             counts = collections.run_day(session, collections.Policy(), date(2026, 3, 16), now)

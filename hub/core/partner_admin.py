@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hub.core import clock, partners
 from hub.core.db import unit_of_work
@@ -28,18 +29,15 @@ def add(ctx: HubContext, *, kind: str, name: str, code: str, webhook_url: str | 
 def add_all(ctx: HubContext, wanted: Iterable[Wanted]) -> list[NewPartner]:
     """Add these partners together: all of them, or (on any error) none."""
     with unit_of_work(ctx.engine) as session:
-        return [
-            partners.add_partner(
-                session,
-                ctx.vault,
-                kind=kind,
-                name=name,
-                code=code,
-                webhook_url=webhook_url,
-                now=clock.now(),
-            )
-            for kind, code, name, webhook_url in wanted
-        ]
+        return [_add(ctx, session, partner) for partner in wanted]
+
+
+def _add(ctx: HubContext, session: Session, wanted: Wanted) -> NewPartner:
+    kind, code, name, webhook_url = wanted
+    return partners.add_partner(
+        session, ctx.vault, kind=kind, name=name, code=code, webhook_url=webhook_url,
+        now=clock.now(),
+    )  # fmt: skip
 
 
 def ensure(ctx: HubContext, wanted: Iterable[Wanted], keys_known: set[str]) -> dict[str, str]:
@@ -47,18 +45,10 @@ def ensure(ctx: HubContext, wanted: Iterable[Wanted], keys_known: set[str]) -> d
     that exists but whose key is not among `keys_known`, a new key (old ones stop)."""
     fresh: dict[str, str] = {}
     with unit_of_work(ctx.engine) as session:
-        for kind, code, name, webhook_url in wanted:
-            exists = session.scalar(select(Partner.id).where(Partner.code == code))
-            if exists is None:
-                fresh[code] = partners.add_partner(
-                    session,
-                    ctx.vault,
-                    kind=kind,
-                    name=name,
-                    code=code,
-                    webhook_url=webhook_url,
-                    now=clock.now(),
-                ).api_key
+        for partner in wanted:
+            code = partner[1]
+            if session.scalar(select(Partner.id).where(Partner.code == code)) is None:
+                fresh[code] = _add(ctx, session, partner).api_key
             elif code not in keys_known:
                 fresh[code] = partners.rotate_key(
                     session, code, grace=timedelta(0), now=clock.now()
