@@ -1,6 +1,6 @@
 """Settings: one object, read from the environment (prefix ``CREDITHUB_``).
 
-Grouped per programme (`hub.core.settings`, `hub.medical.settings`) and
+Grouped per programme (`hub.core.settings`, `hub.medical.settings`, `hub.loans.settings`) and
 composed here, so every variable keeps its flat name (`CREDITHUB_HOLD_TTL_...`).
 Every default works on a fresh machine: a SQLite file and a key file under
 ``.credithub/`` next to the project, so every command works from any directory.
@@ -13,12 +13,13 @@ from functools import lru_cache
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.core.settings import PROJECT_ROOT, CoreSettings
+from hub.loans.settings import LoansSettings
 from hub.medical.settings import MedicalSettings
 
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
 
 
-class Settings(CoreSettings, MedicalSettings, BaseSettings):
+class Settings(CoreSettings, MedicalSettings, LoansSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITHUB_", extra="ignore")
 
 

@@ -6,7 +6,8 @@ makes sure all of them are registered before the metadata is read.
 
 from __future__ import annotations
 
-import models.medical.tables  # noqa: F401  (registers the medical tables)
 from models.core.tables import Base
+from models.loans import tables as loans_tables  # noqa: F401  (registers them)
+from models.medical import tables as medical_tables  # noqa: F401  (registers them)
 
 metadata = Base.metadata

@@ -34,7 +34,7 @@ def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
 
     def one(enrollment_id: str) -> str:
         try:
-            return enrollment_run.decide(ctx, partners, enrollment_id)
+            return str(enrollment_run.decide(ctx, partners, enrollment_id))  # a plain str in logs
         except Exception as exc:  # one bad enrolment must not stop the batch
             get_run_logger().error("enrolment %s failed: %s", enrollment_id, type(exc).__name__)
             return f"error:{type(exc).__name__}"

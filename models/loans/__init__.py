@@ -1,0 +1,1 @@
+"""Credit-easy loans for small firms: the loans programme's nouns."""
