@@ -72,8 +72,13 @@ def valid_uscc(value: str) -> bool:
     """GB 32100: 17 characters of the code alphabet, then the mod 31 check character."""
     if not _USCC_SHAPE.fullmatch(value):
         return False
-    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(value[:17], _USCC_WEIGHTS, strict=True))
-    return _USCC_ALPHABET[(31 - total % 31) % 31] == value[17]
+    return uscc_check_character(value[:17]) == value[17]
+
+
+def uscc_check_character(first17: str) -> str:
+    """GB 32100's mod 31 check character of the code's first 17 characters."""
+    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
 
 
 class PersonBody(BaseModel):

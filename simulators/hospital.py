@@ -7,7 +7,10 @@ the partners file `credithub up` writes). It does two things:
   front desks and the banks' repayment desks: it enrols residents, polls
   their enrolments, checks eligibility, opens visits, places, raises and voids
   holds, closes visits with bills that add up, refunds part of some, and, as
-  the line's bank, books repayments — all through the hub's public API, with
+  the line's bank, books repayments; as the city's app (a channel) it submits
+  firms' loan applications and takes offers, and as the banks' loan desks it
+  publishes products, answers applications by the `loan_*` knobs, pays loans out,
+  books firms' repayments by habit and claims on the fund — all through the hub's public API, with
   Idempotency-Keys and unique partner references. A background thread drives
   it in real time at `rate` actions a second (`credithub up`); with `rate` 0
   it waits for `POST /_sim/traffic/{step}`, a step of a simulated day at the
@@ -26,7 +29,9 @@ HTTP (bearer key on every route, `/_sim/...` included):
     GET/PUT /_sim/knobs, GET /_sim/stats (calls by kind and status), GET /_sim/requests
     POST   /_sim/traffic/{step}  {"at": RFC 3339, "count": n} -> {"step", "tally"}: what it did;
            steps: enrolments (n sign-ups), decisions (read every pending enrolment),
-           visits (n patients, arrival to bill), repayments (who owes pays, by habit)
+           visits (n patients, arrival to bill), repayments (who owes pays, by habit),
+           loan_applications (n firms apply), lending (banks answer, the channel takes
+           offers, banks pay out), loan_repayments (firms repay by habit; banks claim)
 An item: {"ref" (his_bill_id or his_refund_id), "kind": "capture"|"refund", "amount_fen",
 "visit_id" (the hub's), "hub_id" (the hub's visit_id or refund_id), "his_visit_id",
 "at" (RFC 3339 UTC, the hub's time of the close or refund), "business_date" (Asia/Shanghai)}.
@@ -91,6 +96,8 @@ def create_app(
     codes = list(dict.fromkeys([*hospitals, *(driver.partners.hospitals if driver else ())]))
     book, stats = Book(codes), Stats()
     traffic = Traffic(driver, state.knobs.seed, book, stats) if driver else None
+    if traffic is not None:
+        traffic.world.knobs = lambda: state.knobs  # read at each action: changes apply at once
     running = RealTime(traffic, state, stats) if traffic else None
     app = simulator_app("Hospital systems simulator", state)
 

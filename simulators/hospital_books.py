@@ -8,7 +8,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,12 @@ class HospitalKnobs(Knobs):
     drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     amount_change_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The loan desks (simulators/traffic/lending.py) and the firms they lend to.
+    loan_offer_rate: float = Field(default=0.7, ge=0.0, le=1.0)
+    loan_answer_rate: float = Field(default=0.6, ge=0.0, le=1.0)
+    loan_rate_position: float = Field(default=0.5, ge=0.0, le=1.0)
+    firm_late_rate: float = Field(default=0.15, ge=0.0, le=1.0)
+    firm_never_rate: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
 # Partners and the people ----------------------------------------------------------------------
@@ -36,10 +42,12 @@ class HospitalKnobs(Knobs):
 
 @dataclass(frozen=True)
 class Partners:
-    """API keys of the hospitals this server plays, and of the banks it repays as."""
+    """API keys of the hospitals this server plays, of the banks whose desks it plays,
+    and of the channels firms apply through."""
 
     hospitals: dict[str, str]
     banks: dict[str, str]
+    channels: dict[str, str] = field(default_factory=dict)
 
 
 def load_partners(path: Path) -> Partners:
@@ -51,7 +59,7 @@ def load_partners(path: Path) -> Partners:
     def of(kind: str) -> dict[str, str]:
         return {code: keys[code] for code, k in kinds.items() if k == kind and code in keys}
 
-    return Partners(hospitals=of("hospital"), banks=of("bank"))
+    return Partners(hospitals=of("hospital"), banks=of("bank"), channels=of("channel"))
 
 
 class TransactionItem(BaseModel):

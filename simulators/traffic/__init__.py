@@ -1,5 +1,6 @@
-"""The partners' traffic: the hospitals' front desks and the banks' repayment desks,
-acting on the hub through its public API only (they know nothing of its code).
+"""The partners' traffic: the hospitals' front desks, the banks' repayment and loan
+desks, and the city's app through which firms apply, acting on the hub through
+its public API only (they know nothing of its code).
 
 One generator serves both ways of running the hub. Under `credithub up` the
 hospitals' stand-in drives it in real time, a weighted random action at a time
@@ -13,6 +14,8 @@ simulated day at a time (`day`), each step at the instant the demo names.
     enrolment    residents sign up, hospitals learn the decisions
     care         a visit: eligibility, holds, the final bill, refunds
     repayments   the banks' desks: residents repay what they owe
+    firms        small firms: valid credit codes, what they ask for, how they repay
+    lending      applications, the banks' loan desks, payouts, firms' repayments, claims
     walk / day   the two ways of choosing what happens next
     generator    the generator itself; pace: its real-time thread
 """

@@ -1,12 +1,13 @@
 """Step by step (`credithub demo`): the parts of a simulated day the demo asks for,
 each at the instant it names — morning sign-ups, learning the decisions, patients
-treated from arrival to bill, the banks' evening repayments."""
+treated from arrival to bill, the banks' evening repayments; firms' loan
+applications, the banks' loan desks and the firms' repayments."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from simulators.traffic import care, enrolment, repayments
+from simulators.traffic import care, enrolment, lending, repayments
 from simulators.traffic.people import Resident
 from simulators.traffic.world import World
 
@@ -66,9 +67,33 @@ def repayments_due(world: World, _count: int = 0) -> None:
     repayments.repay_due(world)
 
 
+def loan_applications(world: World, count: int) -> None:
+    """Firms apply through the channel (the banks' desks publish their products first)."""
+    lending.publish_products(world)
+    for _ in range(count):
+        lending.apply(world)
+
+
+def lending_desks(world: World, _count: int = 0) -> None:
+    """The banks answer what was offered to them, the channel takes offers, the banks
+    pay the loans out."""
+    lending.answer_open(world)
+    lending.take_offers(world)
+    lending.pay_out(world)
+
+
+def loan_repayments(world: World, _count: int = 0) -> None:
+    """Firms repay what their habit says is due today; banks claim on defaulted loans."""
+    lending.repay_due(world)
+    world.firms = [f for f in world.firms if f.status != "done"]
+
+
 STEPS: dict[str, Callable[[World, int], None]] = {
     "enrolments": enrolments,
     "decisions": decisions,
     "visits": visits,
     "repayments": repayments_due,
+    "loan_applications": loan_applications,
+    "lending": lending_desks,
+    "loan_repayments": loan_repayments,
 }

@@ -47,6 +47,7 @@ class Traffic:
         return {
             "residents": len(world.residents),
             "visits_in_progress": len(world.visits),
+            "firms_in_progress": len(world.firms),
             "tally": world.tally.as_dict(),
         }
 

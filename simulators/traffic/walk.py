@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from simulators.traffic import care, enrolment, repayments
+from simulators.traffic import care, enrolment, lending, repayments
 from simulators.traffic.world import World
 
 
@@ -34,6 +34,7 @@ def one_action(world: World, poll_every_s: float) -> None:
             0.4 if refundable else 0.0,
             lambda: care.refund(world, refundable) if refundable else None,
         ),
+        *_lending_options(world),
     ]
     if opened:
         visit = rng.choice(opened)
@@ -45,3 +46,28 @@ def one_action(world: World, poll_every_s: float) -> None:
             (0.3 if wants_more else 4.0, lambda: care.close(world, visit)),
         ]
     rng.choices([a for _, a in options], weights=[w for w, _ in options])[0]()
+
+
+def _lending_options(world: World) -> list[tuple[float, Callable[[], object]]]:
+    """Firms apply now and then; the desks and the channel move loans along."""
+    if not world.config.partners.channels:
+        return []
+    in_progress = [f for f in world.firms if f.status in ("applied", "borrowing")]
+    moving = any(f.status == "applied" or not f.disbursed for f in in_progress)
+    borrowing = any(f.status == "borrowing" and f.disbursed for f in in_progress)
+
+    def apply() -> None:
+        lending.publish_products(world)
+        lending.apply(world)
+
+    def desks() -> None:
+        lending.answer_open(world)
+        lending.take_offers(world)
+        lending.pay_out(world)
+        world.firms = [f for f in world.firms if f.status != "done"]
+
+    return [
+        (0.5 if len(in_progress) < 6 else 0.05, apply),
+        (0.8 if moving else 0.0, desks),
+        (0.3 if borrowing else 0.0, lambda: lending.repay_due(world, only_one=True)),
+    ]

@@ -11,11 +11,13 @@ import datetime as dt
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from simulators.hospital_books import SHANGHAI, Book, Partners, Stats
+from simulators.hospital_books import SHANGHAI, Book, HospitalKnobs, Partners, Stats
 from simulators.traffic.calls import Answer, Caller
+from simulators.traffic.firms import Firm
 from simulators.traffic.people import Resident
 
 
@@ -31,6 +33,13 @@ class Tally:
     captured_fen: int = 0
     refunded_fen: int = 0
     repaid_fen: int = 0
+    applications: int = 0  # loans: firms' applications through the channel
+    offers: int = 0
+    not_lent: int = 0  # applications declined or expired
+    loans: int = 0  # offers taken
+    lent_fen: int = 0
+    loan_repaid_fen: int = 0
+    claims: int = 0
 
     def since(self, before: Tally) -> Tally:
         """What was done since `before` (a copy of this tally taken earlier)."""
@@ -96,9 +105,12 @@ class World:
         self.residents: list[Resident] = []
         self.visits: list[Visit] = []  # checked or open
         self.closed: list[Visit] = []  # closed with something captured, newest last
+        self.firms: list[Firm] = []  # applied or borrowing; done ones are dropped
+        self.products_published: set[str] = set()  # banks whose desks published products
         self.tally = Tally()
         self.serial = 0
         self.at: dt.datetime | None = None
+        self.knobs: Callable[[], HospitalKnobs] = HospitalKnobs  # the server's, once running
 
     def now(self) -> dt.datetime:
         return self.at if self.at is not None else dt.datetime.now(SHANGHAI)
@@ -128,6 +140,10 @@ class World:
         """A POST to the hub under a fresh Idempotency-Key, or the one given (a resend)."""
         url = f"{self.config.hub_url}/v1{path}"
         return self.call(kind, "POST", url, key, body, idem or self.key(kind))
+
+    def put(self, kind: str, path: str, key: str, body: Any) -> Answer:
+        url = f"{self.config.hub_url}/v1{path}"
+        return self.call(kind, "PUT", url, key, body, self.key(kind))
 
     def close(self) -> None:
         """Stop: waits between retries end at once, then the connections close."""
