@@ -265,14 +265,22 @@ def demo_days(
         None, "--database-url", help="a database of its own (emptied first); default SQLite"
     ),
     seed: int = typer.Option(1, help="the same seed replays the same residents and care"),
+    firms_per_day: int = typer.Option(2, "--firms-per-day", min=0, help="loan applications a day"),
 ) -> None:
-    """Fast-forward N business days (enrolment, care, repayments, collections, settlement)."""
+    """Fast-forward N days of both programmes (enrolment, care, repayments, collections,
+    settlement; loan applications, offers, loans, repayments, delinquency, claims, subsidies)."""
     from credithub import demo_days as sim
     from credithub import demo_report
 
     settings = get_settings()
     options = sim.Options(
-        days, visits_per_day, enrolments_per_day, repayment_window_days, database_url, seed
+        days,
+        visits_per_day,
+        enrolments_per_day,
+        repayment_window_days,
+        database_url,
+        seed,
+        firms_per_day=firms_per_day,
     )
     err.print(
         f"[bold]credithub demo[/bold]: {days} days from today (weekends included), "
@@ -295,6 +303,7 @@ def demo_days(
     err.print(f"Prefect: {summary.prefect}")
     wide = None if sys.stdout.isatty() else 150  # piped: no terminal to squeeze the table into
     Console(width=wide).print(demo_report.summary_table(summary))
+    Console(width=wide).print(demo_report.loans_table(summary))
     demo_report.write_summary(Path(settings.home) / "demo-days" / "summary.json", summary)
     for failure in summary.failures:
         err.print(f"[red]BOOKS OFF:[/red] {failure}")

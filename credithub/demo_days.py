@@ -1,12 +1,17 @@
-"""`credithub demo --days N`: fast-forward N business days of treat first, pay later.
+"""`credithub demo --days N`: fast-forward N days of both programmes.
 
 The demo runs on the parts `credithub up` starts, in a world of its own
 (`credithub.demo_world`), and moves their shared clock through the days. Each
 day (weekends included: hospitals open daily and the settlement schedule is
-daily): at 08:00 residents enrol at the hospitals' desks and at 08:05 the
-enrolment flow decides them; at 09:00 collections and the hold-expiry sweep
-run; from 09:30 to 19:30 patients are treated on credit; at 20:00 the banks
-book repayments; at 23:30 settlement closes the window, pays and reconciles.
+daily): on the 1st at 06:00 the month's interest subsidies are granted; at
+08:00 residents enrol at the hospitals' desks and at 08:05 the enrolment flow
+decides them; at 08:20 small firms apply for loans through the city's app and
+the profiling flow offers them to banks, and unanswered applications expire; at
+09:00 collections, the hold-expiry sweep and the loans' delinquency run; the
+banks' loan desks answer, and pay out accepted loans, at 09:15 and 16:00; from
+09:30 to 19:30 patients are treated on credit; at 20:00 the banks book the
+residents' repayments and at 20:05 the firms'; at 23:30 settlement closes the
+window, pays and reconciles. The fund gets its first deposit before the first day.
 
 The desks are the hospitals' stand-in's traffic generator — the same that sends
 `up`'s live traffic — asked for a step of the day at a time over HTTP. The
@@ -49,6 +54,8 @@ class Options:
     repayment_window_days: int = 2  # compressed from 15 so collections has work within days
     database_url: str | None = None
     seed: int = 1
+    firms_per_day: int = 2  # small firms applying for loans each morning
+    fund_fen: int = 10_000_000_00  # the risk-compensation fund's first deposit: 10 million yuan
 
     def enrolments(self) -> int:
         """Residents who sign up each morning."""
@@ -107,19 +114,33 @@ def run_flow(settings: Settings, name: str) -> Any:
 
 
 def simulate_day(world: demo_world.World, desks: Desks, day: date, options: Options) -> DayRow:
-    """Morning enrolments and collections, the day's care and repayments, settlement at 23:30."""
+    """The day of both programmes: subsidies on the 1st, morning enrolments, loan
+    applications and collections, the day's care and the banks' loan desks, the
+    evening's repayments, settlement at 23:30."""
     today = Day(world, desks, day)
+    subsidies: Any = None
+    if day.day == 1:
+        today.at(6, 0)
+        subsidies = run_flow(world.settings, "loan-subsidies")
     today.desks_step("enrolments", today.at(8, 0), options.enrolments())
     today.at(8, 5)
     run_flow(world.settings, "enrollment")
     today.desks_step("decisions", today.at(8, 10))
+    today.desks_step("loan_applications", today.at(8, 20), options.firms_per_day)
+    today.at(8, 25)
+    run_flow(world.settings, "loan-profiling")
+    run_flow(world.settings, "loan-deadlines")
     today.at(9, 0)
     steps = run_flow(world.settings, "collections")
     run_flow(world.settings, "hold-expiry")
+    delinquency = run_flow(world.settings, "loan-delinquency")
+    today.desks_step("lending", today.at(9, 15))  # the banks' desks open
     opening, spacing = today.at(9, 30), timedelta(hours=10) / max(options.visits_per_day, 1)
     for n in range(options.visits_per_day):  # patients arrive from 09:30 to 19:30
         today.desks_step("visits", today.move(opening + spacing * n))
+    today.desks_step("lending", today.at(16, 0))  # answers after lunch; the afternoon's payouts
     today.desks_step("repayments", today.at(20, 0))
+    today.desks_step("loan_repayments", today.at(20, 5))
     today.at(23, 30)
     settled = list(run_flow(world.settings, "settlement"))
     night = window_checks.night(context.HubContext.of(world.settings), settled)
@@ -131,7 +152,30 @@ def simulate_day(world: demo_world.World, desks: Desks, day: date, options: Opti
         reminders=steps.get("reminder_before", 0) + steps.get("reminder_after", 0),
         suspensions=steps.get("suspended", 0),
         open_mismatches=night.open_mismatches,
+        loans_overdue=_count(delinquency, "overdue"),
+        loans_defaulted=_count(delinquency, "defaulted"),
+        subsidies=_count(subsidies, "granted"),
     )
+
+
+def _count(outcome: Any, key: str) -> int:
+    """A count from a flow's returned summary (a mapping), 0 when it has none."""
+    return int(outcome.get(key, 0)) if isinstance(outcome, dict) else 0
+
+
+def fund_the_programme(world: demo_world.World, amount_fen: int) -> None:
+    """The operator's first deposit into the risk-compensation fund (once per demo)."""
+    answer = httpx.post(
+        f"{world.api_url}/v1/risk-compensation/fund/deposits",
+        json={"amount_fen": amount_fen, "reference": "demo-initial-deposit"},
+        headers={
+            "Authorization": f"Bearer {world.keys['OPS']}",
+            "Idempotency-Key": "demo-initial-deposit",
+        },
+        timeout=60,
+    )
+    if answer.status_code != 201:
+        raise RuntimeError(f"the fund's deposit was refused: {answer.text}")
 
 
 def check_books(world: demo_world.World, summary: Summary) -> None:
@@ -225,6 +269,7 @@ def run_demo(
             f"(runs kept in {home / 'prefect'}; it stops with the demo)"
         )
         desks = Desks(his)
+        fund_the_programme(world, options.fund_fen)
         for day in days:
             summary.rows.append(simulate_day(world, desks, day, options))
             if on_day is not None:
