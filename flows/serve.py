@@ -31,6 +31,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.schedules import Cron, Interval
 from prefect.states import Crashed
 
+from flows.loans.subsidies import grant_subsidies
 from flows.medical.collections import collect
 from flows.medical.enrollment import enroll_pending
 from flows.medical.hold_expiry import expire_holds
@@ -79,6 +80,12 @@ def schedules(s: Settings) -> dict[str, Any]:
             Cron(s.hold_expiry_cron, timezone=zone),
             {},
             "Release expired holds in bulk.",
+        ),
+        "loan-subsidies": (
+            grant_subsidies,
+            Cron(s.subsidies_cron, timezone=zone),
+            {},
+            "Grant last month's interest subsidies and instruct the banks to pay them.",
         ),
     }
 

@@ -1,7 +1,9 @@
-"""Client of a partner bank: credit lines for enrolled residents, payouts to hospitals, statements.
+"""Client of a partner bank: credit lines for enrolled residents, payouts to hospitals,
+statements, and firms' interest subsidies.
 
 Each request that moves money or opens a line carries an Idempotency-Key the
-caller derives from its own ids (`payout:<settlement line id>`), so a retry
+caller derives from its own ids (`payout:<settlement line id>`,
+`subsidy:<subsidy id>`), so a retry
 or a rerun of a flow gets the bank's first answer instead of a second payment.
 """
 
@@ -12,11 +14,13 @@ import datetime as dt
 from pydantic import TypeAdapter
 
 from integrations.partner_client import PartnerClient, segment
+from models.loans.fund_schemas import SubsidyPayout
 from models.medical.partner_records import CreditLineDecision, Payout, Statement
 
 _DECISION: TypeAdapter[CreditLineDecision] = TypeAdapter(CreditLineDecision)
 _PAYOUT = TypeAdapter(Payout)
 _STATEMENT = TypeAdapter(Statement)
+_SUBSIDY = TypeAdapter(SubsidyPayout)
 
 
 class BankClient(PartnerClient):
@@ -78,3 +82,31 @@ class BankClient(PartnerClient):
     def statement(self, date: dt.date) -> Statement:
         """The bank's statement of one value date."""
         return self._call("statement", "GET", f"/statements/{date.isoformat()}", _STATEMENT)
+
+    def pay_subsidy(
+        self,
+        *,
+        subsidy_id: str,
+        loan_id: str,
+        uscc: str,
+        amount_fen: int,
+        month: str,
+        idempotency_key: str,
+    ) -> SubsidyPayout:
+        """Instruct the bank to pay a firm its interest subsidy; a repeat of the same
+        subsidy id never pays twice."""
+        body = {
+            "subsidy_id": subsidy_id,
+            "loan_id": loan_id,
+            "uscc": uscc,
+            "amount_fen": amount_fen,
+            "month": month,
+        }
+        return self._call(
+            "pay_subsidy",
+            "POST",
+            "/subsidy-payouts",
+            _SUBSIDY,
+            body=body,
+            idempotency_key=idempotency_key,
+        )

@@ -12,6 +12,10 @@ the payouts of a value date; the statement knobs make it drop, duplicate or
 misstate items (decided per payout id) so that reconciliation has something
 to find.
 
+Subsidy payouts: the hub tells the bank to pay a firm its interest subsidy. It
+is taken once per subsidy id, whatever the retries; the same Idempotency-Key
+for another subsidy, or the same subsidy with other figures, is refused.
+
     python -m simulators.bank --port 8102 --seed 1 --api-key bank-key --decline-rate 0.1
 """
 
@@ -66,6 +70,16 @@ class PayoutRequest(BaseModel):
     value_date: dt.date
 
 
+class SubsidyPayoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subsidy_id: Text
+    loan_id: Text
+    uscc: Annotated[str, Field(min_length=18, max_length=18)]
+    amount_fen: Annotated[StrictInt, Field(gt=0)]
+    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
 def granted_limit(requested_fen: int, limit_factor: float) -> int:
     """`min(requested, floor(requested * factor))`, in exact decimal arithmetic."""
     scaled = (Decimal(requested_fen) * Decimal(str(limit_factor))).to_integral_value(ROUND_FLOOR)
@@ -80,6 +94,8 @@ class Bank:
         self.decision_keys: dict[str, str] = {}  # Idempotency-Key -> enrollment_id
         self.payouts: dict[str, dict[str, Any]] = {}  # payout_id -> payout
         self.payout_keys: dict[str, str] = {}  # Idempotency-Key -> payout_id
+        self.subsidies: dict[str, dict[str, Any]] = {}  # subsidy_id -> subsidy payout
+        self.subsidy_keys: dict[str, str] = {}  # Idempotency-Key -> subsidy_id
 
 
 def decide(knobs: BankKnobs, body: CreditLineRequest) -> dict[str, Any]:
@@ -148,6 +164,32 @@ def create_app(api_key: str, knobs: BankKnobs | None = None) -> FastAPI:
             # Same payout id, different instruction: refuse rather than pay twice or guess.
             return error(409, "payout_conflict")
         return paid
+
+    @app.post("/subsidy-payouts", response_model=None)
+    async def pay_subsidy(
+        body: SubsidyPayoutRequest, idempotency_key: str | None = Header(default=None)
+    ) -> Any:
+        if not idempotency_key:
+            return error(400, "idempotency_key_required")
+        earlier = bank.subsidy_keys.setdefault(idempotency_key, body.subsidy_id)
+        if earlier != body.subsidy_id:
+            return error(409, "idempotency_key_reused")
+        asked = body.model_dump(mode="json")
+        taken = bank.subsidies.get(body.subsidy_id)
+        if taken is None:
+            ref = f"S{stable_token(state.knobs.seed, 'subsidy', body.subsidy_id)}"
+            taken = bank.subsidies[body.subsidy_id] = {
+                **asked,
+                "status": "accepted",
+                "bank_reference": ref,
+            }
+        elif any(taken[k] != v for k, v in asked.items()):
+            return error(409, "subsidy_conflict")
+        return taken
+
+    @app.get("/subsidy-payouts/{subsidy_id}", response_model=None)
+    async def get_subsidy_payout(subsidy_id: str) -> Any:
+        return bank.subsidies.get(subsidy_id) or error(404, "not_found")
 
     @app.get("/payouts/{payout_id}", response_model=None)
     async def get_payout(payout_id: str) -> Any:

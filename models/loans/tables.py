@@ -254,6 +254,9 @@ class FundDeposit(Base):
     operator_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     reference: Mapped[str] = mapped_column(String(128))
     amount_fen: Mapped[int] = money("Added to the fund.")
+    # The fund's balance just after this deposit: what the deposit answered, so that
+    # a repeat of its reference replays the same answer (as Repayment's outstanding).
+    balance_after_fen: Mapped[int] = money("The fund held this much after the deposit.")
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
