@@ -15,12 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credithub.runner import FLOWS
-from credithub.views import artifact_view, mismatch_table
+from credithub.views import artifact_view, deposit_line, fen_of_yuan, mismatch_table
 from hub.context import hub_context
 from hub.core import bureau, clock, migrate, partner_admin
-from hub.core.errors import HubError
+from hub.core.errors import DuplicateReference, HubError
 from hub.core.money import yuan_or_dash
 from hub.core.personal_data import mask_id, normalize_id_number
+from hub.loans import fund
 from hub.medical import line_import, reconciliation_run
 from hub.settings import get_settings
 
@@ -39,6 +40,8 @@ app.add_typer(lines_app, name="lines")
 app.add_typer(audit_app, name="audit")
 recon_app = typer.Typer(help="Reconciliation mismatches.", no_args_is_help=True)
 app.add_typer(recon_app, name="recon")
+fund_app = typer.Typer(help="The risk-compensation fund of the loans.", no_args_is_help=True)
+app.add_typer(fund_app, name="fund")
 err = Console(stderr=True)
 
 
@@ -53,7 +56,7 @@ def _database_first(ctx: typer.Context) -> None:
     # The commands that read the hub's database bring its schema up to date first
     # (as `partners add`, `lines import` and `api` do): on a fresh home there is
     # nothing to read yet, and a missing table would end in a traceback.
-    if ctx.invoked_subcommand in ("audit", "partners", "recon"):
+    if ctx.invoked_subcommand in ("audit", "partners", "recon", "fund"):
         migrate.upgrade()
 
 
@@ -333,6 +336,35 @@ def recon_resolve(mismatch_id: str, note: str = typer.Option(..., help="what was
     except HubError as exc:
         _fail(exc.detail)
     err.print(f"mismatch {mismatch_id} resolved")
+
+
+@fund_app.command("deposit")
+def fund_deposit(
+    reference: str = typer.Option(..., help="the operator's own reference (unique per operator)"),
+    amount_yuan: str = typer.Option(None, "--amount-yuan", help="e.g. 1000000.00"),
+    amount_fen: int = typer.Option(None, "--amount-fen", help="the amount in fen instead"),
+    operator: str = typer.Option(
+        None, help="the operator's code (default: the only active operator)"
+    ),
+) -> None:
+    """Add money to the fund; prints the deposit and the fund's new balance in yuan.
+
+    The same reference and amount again is a replay (nothing is added twice)."""
+    if (amount_yuan is None) == (amount_fen is None):
+        _fail("give the amount once: --amount-yuan 1000000.00 or --amount-fen 100000000")
+    try:
+        fen = amount_fen if amount_yuan is None else fen_of_yuan(amount_yuan)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        outcome = fund.deposit_as_operator(
+            hub_context(), operator_code=operator, amount_fen=fen, reference=reference
+        )
+    except DuplicateReference as exc:
+        _fail(f"reference {reference!r} was used for another amount by {exc.existing_id}")
+    except HubError as exc:
+        _fail(exc.detail)
+    print(deposit_line(outcome))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ columns without cutting the ids other commands take, amounts in yuan."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from itertools import groupby
 from typing import Any
@@ -14,7 +15,10 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from hub.core.money import yuan_or_dash
+from hub.core.money import yuan, yuan_or_dash
+from hub.loans.fund import DepositOutcome
+
+_YUAN = re.compile(r"(\d+)(?:\.(\d+))?")
 
 
 def mismatch_table(views: Iterable[dict[str, Any]], status: str) -> Group:
@@ -64,3 +68,30 @@ def artifact_view(artifact: dict[str, Any]) -> RenderableType:
             table.add_row(*("—" if row.get(c) is None else str(row.get(c)) for c in rows[0]))
         return table
     return Text(f"{artifact.get('key')}: {data}")
+
+
+def fen_of_yuan(text: str) -> int:
+    """`"1000000.00"` → 100000000 fen, by integer arithmetic; a ValueError that says
+    what is wrong for anything else (at most two decimals, more than 0)."""
+    raw = text.strip().replace(",", "")
+    sign = raw.startswith("-")
+    match = _YUAN.fullmatch(raw.removeprefix("-").removeprefix("+"))
+    if match is None:
+        raise ValueError(f"{text!r} is not an amount in yuan, such as 1000000.00")
+    whole, decimals = match.group(1), match.group(2) or ""
+    if len(decimals) > 2:
+        raise ValueError(f"{text!r} has more than two decimals: yuan are counted to the fen")
+    fen = int(whole) * 100 + int(decimals.ljust(2, "0"))
+    if sign or fen == 0:
+        raise ValueError(f"{text!r}: a deposit is more than 0 yuan")
+    return fen
+
+
+def deposit_line(outcome: DepositOutcome) -> str:
+    """What `credithub fund deposit` prints: the deposit and the balance after it."""
+    again = " (already recorded: the same reference and amount before)" if outcome.replayed else ""
+    return (
+        f"deposit {outcome.deposit_id} of {yuan(outcome.amount_fen)} yuan, reference "
+        f"{outcome.reference}, by {outcome.operator_code}{again}; the fund's balance after "
+        f"it: {yuan(outcome.balance_fen)} yuan"
+    )
