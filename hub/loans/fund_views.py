@@ -81,7 +81,7 @@ def claims(
 
 def report(session: Session) -> dict[str, Any]:
     """The fund for the operators' artifact: totals, each deposit, each claim (fen)."""
-    codes = dict(session.execute(select(Partner.id, Partner.code)).tuples())
+    codes = {pid: code for pid, code in session.execute(select(Partner.id, Partner.code))}
     deposits = session.scalars(select(FundDeposit).order_by(FundDeposit.id)).all()
     claimed = session.scalars(select(FundClaim).order_by(FundClaim.id)).all()
     return {

@@ -1,0 +1,311 @@
+"""Interest subsidies without application (CONTRACT.md §4, 免申即享): who gets one and
+how much, once per loan and month however often the flow runs, the bank told under
+`subsidy:<id>` through the real bank stand-in over HTTP, a failure retried by the next
+run, `GET /v1/subsidies`, the `subsidy.granted` event, the books — SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from flows.loans.subsidies import grant_subsidies
+from hub import context
+from hub.core import clock, partners
+from hub.core.db import get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.loans import subsidies
+from hub.settings import Settings
+from models.core.tables import Event, Partner
+from models.loans.tables import Subsidy
+from simulators import bank
+from tests.conftest import World, latest_artifact, make_world
+from tests.live import serve
+from tests.loans.fund_world import fund_books_agree, make_loan, repaid
+
+KEY = "bank-test-key"
+APRIL_1 = date(2026, 4, 1)
+MARCH = subsidies.Month(date(2026, 3, 1), APRIL_1)
+
+
+@dataclass
+class Stage:
+    world: World
+    banks: dict[str, httpx.Client]
+
+    def subsidy_calls(self, code: str) -> list[dict[str, Any]]:
+        items = self.banks[code].get("/_sim/requests?limit=500").json()["items"]
+        return [r for r in items if r["path"] == "/subsidy-payouts"]
+
+    def knobs(self, code: str, **changes: Any) -> None:
+        assert self.banks[code].put("/_sim/knobs", json=changes).status_code == 200
+
+    def listed(self, who: str = "op") -> list[dict[str, Any]]:
+        r = self.world.get(who, "/v1/subsidies?limit=100")
+        assert r.status_code == 200, r.text
+        return list(r.json()["data"])
+
+
+def _stage(settings: Settings, b2_key: str = KEY) -> Iterator[Stage]:
+    with serve(bank.create_app(KEY)) as b1, serve(bank.create_app(KEY)) as b2:
+        wired = settings.model_copy(
+            update={
+                "bank_systems": {
+                    "B1": {"url": b1, "api_key": KEY},
+                    "B2": {"url": b2, "api_key": b2_key},
+                }
+            }
+        )
+        context.use(wired)
+        clock.set_now(datetime(2026, 3, 31, 4, 0, tzinfo=UTC))
+        world = make_world(wired)
+        with unit_of_work(get_engine(wired)) as session:  # so that events are queued for them
+            session.execute(
+                update(Partner)
+                .where(Partner.id.in_([world.ids["ch"], world.ids["b1"]]))
+                .values(webhook_url="https://example.test/hook")
+            )
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with (
+            world.client,
+            httpx.Client(base_url=b1, headers=headers) as c1,
+            httpx.Client(base_url=b2, headers=headers) as c2,
+        ):
+            yield Stage(world, {"B1": c1, "B2": c2})
+
+
+@pytest.fixture
+def stage(settings: Settings) -> Iterator[Stage]:
+    yield from _stage(settings)
+
+
+def test_who_gets_a_subsidy_and_how_much(world: World) -> None:
+    ctx = context.HubContext.of(world.settings)
+    a = make_loan(world, grade="A", annual_rate_bps=600)
+    repaid(world, a, date(2026, 3, 1), interest_fen=6_000)
+    repaid(world, a, date(2026, 3, 31), interest_fen=6_001, principal_fen=50_000)
+    repaid(world, a, date(2026, 2, 28), interest_fen=9_999)  # February's
+    repaid(world, a, date(2026, 4, 1), interest_fen=8_888)  # April's
+    cheap = make_loan(world, grade="B", annual_rate_bps=50)  # below one point
+    repaid(world, cheap, date(2026, 3, 10), interest_fen=777)
+    grade_c = make_loan(world, grade="C")
+    repaid(world, grade_c, date(2026, 3, 10), interest_fen=10_000)
+    principal_only = make_loan(world, grade="A")
+    repaid(world, principal_only, date(2026, 3, 10), interest_fen=0, principal_fen=90_000)
+    tiny = make_loan(world, grade="A", annual_rate_bps=600)
+    repaid(world, tiny, date(2026, 3, 10), interest_fen=5)  # floor(5 / 6) = 0
+    make_loan(world, grade="A")  # paid nothing in March
+
+    assert subsidies.grant(ctx, MARCH) == 2
+    with unit_of_work(get_engine(world.settings), write=False) as session:
+        granted = {s.loan_id: s for s in session.scalars(select(Subsidy))}
+    assert set(granted) == {a, cheap}
+    assert (granted[a].interest_paid_fen, granted[a].amount_fen) == (12_001, 2_000)
+    assert granted[a].month == "2026-03" and granted[a].status == "granted"
+    assert granted[a].rule == {
+        "rule": "interest_points",
+        "formula": subsidies.FORMULA,
+        "grade": "A",
+        "dishonest": False,
+        "interest_paid_fen": 12_001,
+        "annual_rate_bps": 600,
+        "points_bps": 100,
+        "amount_fen": 2_000,  # floor(12,001 × 100 / 600)
+    }
+    assert (granted[cheap].interest_paid_fen, granted[cheap].amount_fen) == (777, 777)
+    assert subsidies.grant(ctx, MARCH) == 0  # once per loan and month
+    assert fund_books_agree(world.settings)
+
+
+def test_settings_choose_the_grades_and_the_points(settings: Settings) -> None:
+    custom = settings.model_copy(update={"subsidy_grades": ["C"], "subsidy_points_bps": 200})
+    world = make_world(custom)
+    with world.client:
+        a, c = make_loan(world, grade="A"), make_loan(world, grade="C", annual_rate_bps=800)
+        repaid(world, a, date(2026, 3, 5), interest_fen=8_000)
+        repaid(world, c, date(2026, 3, 5), interest_fen=8_000)
+        assert subsidies.grant(context.HubContext.of(custom), MARCH) == 1
+        with unit_of_work(get_engine(custom), write=False) as session:
+            only = session.scalars(select(Subsidy)).one()
+        assert (only.loan_id, only.amount_fen) == (c, 2_000)  # 8,000 × 200 / 800
+
+
+def test_the_previous_business_month() -> None:
+    assert subsidies.previous_month(date(2026, 4, 1)) == MARCH
+    assert subsidies.previous_month(date(2026, 4, 30)) == MARCH
+    january = subsidies.previous_month(date(2026, 2, 1))
+    assert (january.first, january.after, january.label) == (
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+        "2026-01",
+    )
+    december = subsidies.previous_month(date(2026, 1, 1))
+    assert (december.first, december.label) == (date(2025, 12, 1), "2025-12")
+
+
+def _march_loans(world: World) -> dict[str, str]:
+    loans = {
+        "b1": make_loan(world, bank="b1", grade="A", annual_rate_bps=600),
+        "b1-late": make_loan(world, bank="b1", grade="B", annual_rate_bps=400),
+        "b2": make_loan(world, bank="b2", grade="A", annual_rate_bps=500),
+    }
+    repaid(world, loans["b1"], date(2026, 3, 15), interest_fen=60_000)  # 100.00 yuan
+    repaid(world, loans["b1-late"], date(2026, 3, 31), interest_fen=40_000)  # 100.00 yuan
+    repaid(world, loans["b2"], date(2026, 3, 2), interest_fen=50_005)  # 100.01 yuan
+    return loans
+
+
+def test_the_monthly_flow_grants_once_and_instructs_each_bank_once(
+    stage: Stage, prefect_harness: None
+) -> None:
+    loans = _march_loans(stage.world)
+    first = grant_subsidies(as_of=APRIL_1)
+    assert first == {"month": "2026-03", "granted": 3, "instructed": 3}
+    listed = stage.listed()
+    assert {s["loan_id"]: (s["amount_fen"], s["status"]) for s in listed} == {
+        loans["b1"]: (10_000, "instructed"),
+        loans["b1-late"]: (10_000, "instructed"),
+        loans["b2"]: (10_001, "instructed"),
+    }
+    assert set(listed[0]) == {
+        "subsidy_id",
+        "loan_id",
+        "month",
+        "interest_paid_fen",
+        "amount_fen",
+        "rule",
+        "status",
+    }
+    by_loan = {s["loan_id"]: s["subsidy_id"] for s in listed}
+    calls = stage.subsidy_calls("B1")
+    assert sorted(c["idempotency_key"] for c in calls) == sorted(
+        f"subsidy:{by_loan[loans[k]]}" for k in ("b1", "b1-late")
+    )
+    assert [c["idempotency_key"] for c in stage.subsidy_calls("B2")] == [
+        f"subsidy:{by_loan[loans['b2']]}"
+    ]
+    paid = stage.banks["B2"].get(f"/subsidy-payouts/{by_loan[loans['b2']]}").json()
+    assert (paid["amount_fen"], paid["loan_id"], paid["month"]) == (10_001, loans["b2"], "2026-03")
+
+    # Again for the same month (a rerun, or April's 1st run twice): nothing new.
+    assert grant_subsidies(as_of=date(2026, 4, 20)) == {"month": "2026-03", "granted": 0}
+    assert len(stage.subsidy_calls("B1")) == 2 and len(stage.subsidy_calls("B2")) == 1
+    assert len(stage.listed()) == 3
+
+    summary = latest_artifact("loan-subsidies")
+    assert "3 subsidies, **300.01 yuan** in all" in summary
+    assert (
+        "| B1 | instructed | 2 | 200.00 |" in summary
+        and "| B2 | instructed | 1 | 100.01 |" in summary
+    )
+    assert "balance **0.00 yuan**" in latest_artifact("risk-compensation-fund")
+    with unit_of_work(get_engine(stage.world.settings), write=False) as session:
+        sent = session.execute(
+            select(Event.partner_id, Event.payload).where(Event.type == "subsidy.granted")
+        ).all()
+    ch, b1 = stage.world.ids["ch"], stage.world.ids["b1"]
+    # To the channel (all three) and the loan's bank (B1's two; B2 has no webhook here).
+    assert sorted(p for p, _ in sent) == sorted([ch, ch, ch, b1, b1])
+    assert {e["subsidy_id"]: e["status"] for _, e in sent} == dict.fromkeys(
+        by_loan.values(), "granted"
+    )
+    assert fund_books_agree(stage.world.settings)
+
+
+def test_a_bank_that_is_down_is_asked_again_by_the_next_run(
+    stage: Stage, prefect_harness: None
+) -> None:
+    loans = _march_loans(stage.world)
+    stage.knobs("B1", error_rate=1.0)
+    first = grant_subsidies(as_of=APRIL_1)
+    assert first == {"month": "2026-03", "granted": 3, "instructed": 1, "retry_later": 2}
+    status = {s["loan_id"]: s["status"] for s in stage.listed()}
+    assert status == {
+        loans["b1"]: "granted",
+        loans["b1-late"]: "granted",
+        loans["b2"]: "instructed",
+    }
+    with unit_of_work(get_engine(stage.world.settings), write=False) as session:
+        errors = session.scalars(select(Subsidy.last_error).where(Subsidy.status == "granted"))
+        assert all("Unavailable" in (e or "") for e in errors)
+
+    stage.knobs("B1", error_rate=0.0)
+    second = grant_subsidies(as_of=APRIL_1)
+    assert second == {"month": "2026-03", "granted": 0, "instructed": 2}
+    assert {s["status"] for s in stage.listed()} == {"instructed"}
+    ok = [c for c in stage.subsidy_calls("B1") if c["status"] == 200]
+    assert len({c["idempotency_key"] for c in ok}) == 2
+    assert len(stage.subsidy_calls("B2")) == 1  # instructed ones are not asked again
+    assert fund_books_agree(stage.world.settings)
+
+
+def test_a_crash_after_the_grant_is_finished_by_the_next_run(
+    stage: Stage, prefect_harness: None
+) -> None:
+    _march_loans(stage.world)
+    ctx = context.hub_context()
+    assert subsidies.grant(ctx, MARCH) == 3  # committed, then the run died before the banks
+    assert {s["status"] for s in stage.listed()} == {"granted"}
+    assert grant_subsidies(as_of=APRIL_1) == {"month": "2026-03", "granted": 0, "instructed": 3}
+    assert {s["status"] for s in stage.listed()} == {"instructed"}
+    assert len(stage.subsidy_calls("B1")) == 2 and len(stage.subsidy_calls("B2")) == 1
+
+
+@pytest.fixture
+def stage_b2_refuses(settings: Settings) -> Iterator[Stage]:
+    yield from _stage(settings, b2_key="a-key-bank-2-does-not-know")
+
+
+def test_a_refusal_is_recorded_as_failed_and_not_asked_again(
+    stage_b2_refuses: Stage, prefect_harness: None
+) -> None:
+    stage = stage_b2_refuses
+    loans = _march_loans(stage.world)
+    assert grant_subsidies(as_of=APRIL_1) == {
+        "month": "2026-03",
+        "granted": 3,
+        "instructed": 2,
+        "failed": 1,
+    }
+    with unit_of_work(get_engine(stage.world.settings), write=False) as session:
+        failed = session.scalars(select(Subsidy).where(Subsidy.status == "failed")).one()
+    assert failed.loan_id == loans["b2"] and "401" in (failed.last_error or "")
+    assert grant_subsidies(as_of=APRIL_1) == {"month": "2026-03", "granted": 0}
+    assert len(stage.subsidy_calls("B2")) == 1
+    assert fund_books_agree(stage.world.settings)  # granted stays booked: the firm is owed it
+
+
+def test_operators_see_every_subsidy_and_a_channel_its_own_firms(world: World) -> None:
+    with unit_of_work(get_engine(world.settings)) as session:
+        other = partners.add_partner(
+            session,
+            get_vault(world.settings),
+            kind="channel",
+            name="another app",
+            code="CH2",
+            webhook_url=None,
+            now=clock.now(),
+        )
+    world.keys["ch2"], world.ids["ch2"] = other.api_key, other.partner_id
+    mine = make_loan(world, channel="ch")
+    theirs = make_loan(world, channel="ch2")
+    for loan_id in (mine, theirs):
+        repaid(world, loan_id, date(2026, 3, 9), interest_fen=60_000)
+    assert subsidies.grant(context.HubContext.of(world.settings), MARCH) == 2
+
+    everything = world.get("op", "/v1/subsidies").json()
+    assert {s["loan_id"] for s in everything["data"]} == {mine, theirs}
+    assert [s["loan_id"] for s in world.get("ch", "/v1/subsidies").json()["data"]] == [mine]
+    page = world.get("ch2", "/v1/subsidies?limit=1").json()
+    assert [s["loan_id"] for s in page["data"]] == [theirs] and not page["has_more"]
+    first = world.get("op", "/v1/subsidies?limit=1").json()
+    assert first["has_more"] and first["next_cursor"]
+    rest = world.get("op", f"/v1/subsidies?limit=1&cursor={first['next_cursor']}").json()
+    assert len(rest["data"]) == 1 and rest["data"][0] != first["data"][0]
+    for who in ("b1", "h1"):
+        assert world.get(who, "/v1/subsidies").status_code == 403
