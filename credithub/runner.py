@@ -23,7 +23,16 @@ import httpx
 from credithub.demo import read_up_file
 from hub.settings import Settings, get_settings
 
-FLOWS = ("enrollment", "webhooks", "settlement", "reconciliation", "collections", "hold-expiry")
+FLOWS = (
+    "enrollment",
+    "webhooks",
+    "settlement",
+    "reconciliation",
+    "collections",
+    "hold-expiry",
+    "loan-profiling",
+    "loan-deadlines",
+)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 START_WITHIN_S = 90  # a run nobody picks up by then: the flows part is not serving
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.context import HubContext
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
+from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.medical import credit as medical
 from integrations.endpoints.medical import enrollment, settlement
 from integrations.endpoints.pipeline import Pipeline
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas = mount(app, pipeline, medical.routes, "medical credit")
     schemas |= mount(app, pipeline, enrollment.routes, "enrolment")
     schemas |= mount(app, pipeline, settlement.routes, "settlement")
+    schemas |= mount(app, pipeline, loan_applications.routes, "loan applications")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,0 +1,1 @@
+"""The credit-easy loans flows (CONTRACT.md §4)."""

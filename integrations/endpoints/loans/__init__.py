@@ -1,0 +1,1 @@
+"""The credit-easy loans endpoints (CONTRACT.md §4)."""
