@@ -242,7 +242,7 @@ def view(
         "respond_by": as_utc(application.respond_by) if application.respond_by else None,
         "offers": [
             offer_view(offer, code, now)
-            for offer, code in session.execute(offers.order_by(LoanOffer.id)).tuples()
+            for offer, code in session.execute(offers.order_by(LoanOffer.id)).all()
         ],
         "firm": {"uscc": mask_uscc(firm.uscc), "name": firm.name},
         "created_at": as_utc(application.created_at),

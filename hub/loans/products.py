@@ -111,7 +111,7 @@ def listing(
             select(Partner.id, Partner.code).where(
                 Partner.id.in_({product.bank_id for product in page.items})
             )
-        ).tuples()
+        ).all()
     )
     return Page([(product, codes[product.bank_id]) for product in page.items], page.next_cursor)
 
@@ -152,7 +152,7 @@ def active_products(session: Session) -> list[matching.Product]:
         .join(Partner, Partner.id == LoanProduct.bank_id)
         .where(Partner.kind == "bank", Partner.status == "active")
         .order_by(Partner.code, LoanProduct.code)
-    ).tuples()
+    ).all()
     return [for_matching(product, code) for product, code in rows]
 
 

@@ -225,7 +225,7 @@ def _open(
             select(Partner.code, Partner.id).where(
                 Partner.code.in_(bank_codes), Partner.kind == "bank"
             )
-        ).tuples()
+        ).all()
     )
     for code in bank_codes:
         session.add(

@@ -65,7 +65,7 @@ def month_of_answers(
     banks = select(Partner.id, Partner.code).where(Partner.kind == "bank")
     if bank_id is not None:
         banks = banks.where(Partner.id == bank_id)
-    codes = dict(session.execute(banks).tuples())
+    codes = {bank_id: code for bank_id, code in session.execute(banks)}
     rows = session.execute(
         select(
             ApplicationBank.bank_id,
@@ -79,7 +79,7 @@ def month_of_answers(
             ApplicationBank.offered_at >= start,
             ApplicationBank.offered_at < end,
         )
-    ).tuples()
+    ).all()
     offered: dict[str, int] = defaultdict(int)
     in_time: dict[str, int] = defaultdict(int)
     hours: dict[str, list[float]] = defaultdict(list)
