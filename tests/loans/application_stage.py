@@ -189,9 +189,7 @@ _WIRED: list[Settings] = []
 @pytest.fixture
 def stage(settings: Settings) -> Iterator[Stage]:
     with serve(credit_bureau.create_app(BUREAU_KEY)) as bureau_url:
-        wired = settings.model_copy(
-            update={"bureau_url": bureau_url, "bureau_api_key": BUREAU_KEY}
-        )
+        wired = settings.model_copy(update={"bureau_url": bureau_url, "bureau_api_key": BUREAU_KEY})
         _WIRED.append(wired)
         context.use(wired)
         world = make_world(wired)

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from hub.core.db import get_engine, unit_of_work
-from hub.settings import Settings
 from models.loans.tables import Loan, LoanApplication, LoanOffer
 from tests.live import live_server
 from tests.loans.application_stage import (
@@ -46,9 +45,7 @@ def test_an_offer_is_recorded_and_announced(stage: Stage) -> None:
     ]
     assert mine[0] | {"amount_fen": 0} == r.json() | {"amount_fen": 0}
     assert stage.get("b2", application_id).json()["offers"] == []  # not another bank's
-    assert [o["offer_id"] for o in stage.get("ch", application_id).json()["offers"]] == [
-        offer_id
-    ]
+    assert [o["offer_id"] for o in stage.get("ch", application_id).json()["offers"]] == [offer_id]
     answered = stage.events("loan_application.answered")
     assert sorted(code for code, _, _ in answered) == ["B1", "CH"]
     for code, _, data in answered:

@@ -36,7 +36,9 @@ def audit(stage: Stage, firm: str) -> list[tuple[str, str, bool]]:
     subject = get_vault(stage.world.settings).lookup_hash(firm)
     with unit_of_work(get_engine(stage.world.settings), write=False) as session:
         rows = session.scalars(
-            select(BureauLookup).where(BureauLookup.subject_hash == subject).order_by(BureauLookup.id)
+            select(BureauLookup)
+            .where(BureauLookup.subject_hash == subject)
+            .order_by(BureauLookup.id)
         )
         return [(row.purpose, row.outcome, row.reused) for row in rows]
 
@@ -220,7 +222,7 @@ def test_no_field_of_the_record_but_the_profile_reaches_a_bank(stage: Stage) -> 
         assert FIRM not in text
         for value in SENTINELS.values():
             assert str(value) not in text, (value, text)
-        assert "registered_on" not in text and "employees_insured\"" not in text
+        assert "registered_on" not in text and 'employees_insured"' not in text
 
 
 def test_the_flow_profiles_every_waiting_application(stage: Stage, prefect_harness: None) -> None:
