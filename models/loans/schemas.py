@@ -22,7 +22,8 @@ class ProductRequest(Request):
     max_term_months: Months
     annual_rate_bps_min: Bps
     annual_rate_bps_max: Bps
-    industries: Annotated[list[Code], Field(max_length=200)] | None = None
+    # None: every industry; a list names at least one.
+    industries: Annotated[list[Code], Field(min_length=1, max_length=200)] | None = None
 
 
 class LoanConsent(Request):
