@@ -101,10 +101,15 @@ def _find(session: Session, bank_id: str, code: str) -> LoanProduct | None:
 def listing(
     session: Session, partner_id: str, kind: str, params: Mapping[str, str]
 ) -> Page[tuple[LoanProduct, str]]:
-    """Products a partner may see, newest first: a bank its own, a channel every bank's."""
+    """Products a partner may see, newest first: a bank its own, a channel every active
+    bank's (a disabled bank's products are offered to no one)."""
     query = select(LoanProduct)
     if kind == "bank":
         query = query.where(LoanProduct.bank_id == partner_id)
+    else:
+        query = query.join(Partner, Partner.id == LoanProduct.bank_id).where(
+            Partner.status == "active"
+        )
     page = newest_first(session, query, LoanProduct.id, params)
     codes = dict(
         session.execute(

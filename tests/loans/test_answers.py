@@ -156,10 +156,13 @@ def _race(base: str, requests: list[Callable[[httpx.Client], httpx.Response]]) -
     return sorted(r.status_code for r in responses)
 
 
-@pytest.mark.pg
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+
+
+@ON_POSTGRESQL
 def test_racing_answers_of_one_bank_make_one_answer(stage: Stage) -> None:
-    if stage.world.settings.database_url.startswith("sqlite"):
-        pytest.skip("a race on PostgreSQL")
     w = stage.world
     application_id = stage.open_application()
     path = f"/v1/loan-applications/{application_id}"
@@ -177,10 +180,8 @@ def test_racing_answers_of_one_bank_make_one_answer(stage: Stage) -> None:
         assert len(session.scalars(select(LoanOffer.id)).all()) <= 1
 
 
-@pytest.mark.pg
+@ON_POSTGRESQL
 def test_racing_acceptances_of_one_application_make_one_loan(stage: Stage) -> None:
-    if stage.world.settings.database_url.startswith("sqlite"):
-        pytest.skip("a race on PostgreSQL")
     w = stage.world
     application_id = stage.open_application(FIRM2)
     offer_ids = [stage.offer(bank, application_id).json()["offer_id"] for bank in ("b1", "b2")]

@@ -7,8 +7,10 @@ matching product; the overdue ratio pausing offers; reruns changing nothing."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from flows.loans.profiling import profile_applications
@@ -184,8 +186,8 @@ def test_offers_pause_while_the_overdue_ratio_is_high(stage: Stage) -> None:
 SENTINELS = {
     "name": "哨兵SENTINEL有限公司",
     "registered_on": "1991-07-13",
-    "employees_insured": 4817,
-    "utilities_on_time_months": 731,
+    "employees_insured": 4_817_481,  # long enough never to turn up in an id or a port
+    "utilities_on_time_months": 7_310_731,
 }
 
 
@@ -225,7 +227,10 @@ def test_no_field_of_the_record_but_the_profile_reaches_a_bank(stage: Stage) -> 
         assert "registered_on" not in text and 'employees_insured"' not in text
 
 
-def test_the_flow_profiles_every_waiting_application(stage: Stage, prefect_harness: None) -> None:
+def test_the_flow_profiles_every_waiting_application(
+    stage: Stage, prefect_harness: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     stage.pin(FIRM, **SENTINELS)
     stage.pin(FIRM2, dishonest_entity=True)
     assert stage.product("b1", "P1").status_code == 201
@@ -238,6 +243,8 @@ def test_the_flow_profiles_every_waiting_application(stage: Stage, prefect_harne
     assert "| offered | 1 | 123,456.78 |" in artifact
     assert "| declined:dishonest_entity | 1 | 500,000.00 |" in artifact
     assert SENTINELS["name"] not in artifact and FIRM not in artifact
+    for value in SENTINELS.values():  # no log line holds anything of the record
+        assert str(value) not in caplog.text
     assert profile_applications() == {}  # nothing left: a rerun changes nothing
     with unit_of_work(get_engine(stage.world.settings), write=False) as session:
         assert len(session.scalars(select(ApplicationBank.bank_id)).all()) == 1

@@ -1,5 +1,23 @@
 """The loan application endpoints (CONTRACT.md §4): banks' products, applications,
-banks' offers and declines, the firm's acceptance, and banks' monthly answers."""
+banks' offers and declines, the firm's acceptance, and banks' monthly answers.
+
+Where the contract is silent, these choices (the same across the hub):
+- a product shows its `code`, `bank_code` and `updated_at` besides the contract's
+  fields; the product list and the statistics answer as every list does
+  (`{"data", "has_more", "next_cursor"}`; statistics also name the `month`);
+- an offer on an application shows `offer_id`, `bank_code`, `product_code`, the
+  terms, `status` (an open offer reads `expired` from `expires_at` on) and
+  `expires_at`; `POST .../offers` answers with that object, `.../declines` with
+  `{"application_id", "answer": "decline", "reason", "answered_at"}`;
+- a consent naming a code that is no bank is a 422 `unknown_bank`, an offer naming
+  a product the bank does not have a 422 `unknown_product`;
+- accepting an offer of an application no longer open (another offer taken,
+  declined, expired) is a 409 `application_not_open`;
+- besides the contract's `loan_application.offered` and `.answered`, the channel
+  is told `loan_application.declined` and `loan_application.expired`, and the
+  channel and the bank `loan_application.accepted`; each event's data is the
+  application as its recipient's GET shows it.
+"""
 
 from __future__ import annotations
 
