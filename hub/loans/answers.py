@@ -179,7 +179,8 @@ def accept(session: Session, *, channel_id: str, offer_id: str, now: datetime) -
     )
     if found is None or application is None or application.channel_id != channel_id:
         raise not_found("offer", offer_id)
-    chosen = session.get_one(LoanOffer, offer_id, with_for_update=True)
+    # Read again under the application's lock: what was read before it may be stale.
+    chosen = session.get_one(LoanOffer, offer_id, with_for_update=True, populate_existing=True)
     if chosen.status == OfferStatus.EXPIRED or (
         chosen.status == OfferStatus.OPEN and chosen.expires_at <= now
     ):

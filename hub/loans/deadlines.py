@@ -92,11 +92,14 @@ def expire_application(session: Session, application_id: str, now: datetime) -> 
 
 
 def sweep(ctx: HubContext, batch: int) -> Swept:
-    """One batch: expire the offers due, then up to `batch` applications (one transaction)."""
+    """One batch: expire the offers due, then up to `batch` applications."""
     swept = Swept()
+    now = clock.now()
+    # Offers first, in a transaction of their own: it takes no application's lock, so it
+    # never waits in a cycle with an acceptance (which locks the application, then offers).
     with unit_of_work(ctx.engine) as session:
-        now = clock.now()
         swept.offers = expire_offers(session, now)
+    with unit_of_work(ctx.engine) as session:
         for application_id in lapsed_applications(session, now, batch):
             asked = expire_application(session, application_id, now)
             if asked is not None:
