@@ -31,6 +31,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.schedules import Cron, Interval
 from prefect.states import Crashed
 
+from flows.loans.deadlines import expire_deadlines
+from flows.loans.profiling import profile_applications
 from flows.loans.subsidies import grant_subsidies
 from flows.medical.collections import collect
 from flows.medical.enrollment import enroll_pending
@@ -81,6 +83,18 @@ def schedules(s: Settings) -> dict[str, Any]:
             {},
             "Release expired holds in bulk.",
         ),
+        "loan-profiling": (
+            profile_applications,
+            Interval(timedelta(seconds=s.profiling_interval_seconds)),
+            {},
+            "Profile loan applications from the credit database and offer them to banks.",
+        ),
+        "loan-deadlines": (
+            expire_deadlines,
+            Cron(s.loan_deadlines_cron, timezone=zone),
+            {},
+            "Expire unanswered loan applications and lapsed offers.",
+        ),
         "loan-subsidies": (
             grant_subsidies,
             Cron(s.subsidies_cron, timezone=zone),
@@ -91,7 +105,7 @@ def schedules(s: Settings) -> dict[str, Any]:
 
 
 # Polling deployments: a missed run is not worth replaying, the next one does its work.
-POLLING = frozenset({"enrollment", "webhooks", "hold-expiry"})
+POLLING = frozenset({"enrollment", "webhooks", "hold-expiry", "loan-profiling"})
 UNFINISHED = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
 _BATCH = 200
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -21,13 +21,16 @@ from hub.core import consent
 from hub.core.db import unit_of_work
 from hub.core.personal_data import Vault
 from models.core.partner_errors import PartnerError
-from models.core.partner_records import PersonRecord
+from models.core.partner_records import FirmRecord, PartnerRecord, PersonRecord
 from models.core.tables import BureauLookup, BureauRecord
 
 if TYPE_CHECKING:
     from hub.context import HubContext
 
 PURPOSE_MEDICAL = "medical_credit"
+PURPOSE_BUSINESS_LOAN = "business_loan"
+
+R = TypeVar("R", bound=PartnerRecord)
 
 
 class PersonDirectory(Protocol):
@@ -36,8 +39,14 @@ class PersonDirectory(Protocol):
     def person(self, id_number: str) -> PersonRecord | None: ...
 
 
+class FirmDirectory(Protocol):
+    """The credit database's firm lookup, as the hub needs it."""
+
+    def firm(self, uscc: str) -> FirmRecord | None: ...
+
+
 class Unknown:
-    """The credit database does not know this person."""
+    """The credit database does not know this person or firm."""
 
 
 UNKNOWN = Unknown()
@@ -67,14 +76,19 @@ class _Audit:
 
 
 def _cached(
-    session: Session, vault: Vault, subject: str, purpose: str, fresh_after: datetime
-) -> PersonRecord | Unknown | None:
+    session: Session,
+    vault: Vault,
+    model: type[R],
+    subject: str,
+    purpose: str,
+    fresh_after: datetime,
+) -> R | Unknown | None:
     row = session.get(BureauRecord, (subject, purpose))
     if row is None or row.fetched_at <= fresh_after:
         return None
     if row.record_enc is None:
         return UNKNOWN
-    return PersonRecord.model_validate(json.loads(vault.decrypt(row.record_enc)))
+    return model.model_validate(json.loads(vault.decrypt(row.record_enc)))
 
 
 def look_up_person(
@@ -90,7 +104,64 @@ def look_up_person(
     clock: Callable[[], datetime],
 ) -> PersonRecord | Unknown:
     """The person's record, or UNKNOWN; raises ConsentNotValid or PartnerError."""
-    subject = vault.lookup_hash(id_number)
+    return _look_up(
+        engine,
+        vault,
+        PersonRecord,
+        lambda: directory.person(id_number),
+        subject_key=id_number,
+        consent_id=consent_id,
+        purpose=purpose,
+        requested_by=requested_by,
+        validity=validity,
+        clock=clock,
+    )
+
+
+def look_up_firm(
+    engine: Engine,
+    vault: Vault,
+    directory: FirmDirectory,
+    *,
+    uscc: str,
+    consent_id: str | None,
+    requested_by: str,
+    validity: timedelta,
+    clock: Callable[[], datetime],
+) -> FirmRecord | Unknown:
+    """The firm's record for a business loan, or UNKNOWN; raises ConsentNotValid or
+    PartnerError. The firm's subject is the keyed hash of its code, as a person's is
+    of their identity number."""
+    return _look_up(
+        engine,
+        vault,
+        FirmRecord,
+        lambda: directory.firm(uscc),
+        subject_key=uscc,
+        consent_id=consent_id,
+        purpose=PURPOSE_BUSINESS_LOAN,
+        requested_by=requested_by,
+        validity=validity,
+        clock=clock,
+    )
+
+
+def _look_up(
+    engine: Engine,
+    vault: Vault,
+    model: type[R],
+    ask: Callable[[], R | None],
+    *,
+    subject_key: str,
+    consent_id: str | None,
+    purpose: str,
+    requested_by: str,
+    validity: timedelta,
+    clock: Callable[[], datetime],
+) -> R | Unknown:
+    """One consented, audited use of the database: reused within `validity`, else
+    `ask` (the partner call, made outside any transaction) and remembered."""
+    subject = vault.lookup_hash(subject_key)
     audit = _Audit(requested_by, subject, purpose, consent_id)
     refused: consent.ConsentNotValid | None = None
     with unit_of_work(engine) as session:  # the audit row commits even when we refuse
@@ -101,19 +172,19 @@ def look_up_person(
             audit.write(session, "refused_no_consent", reused=False, now=now)
             refused = exc
         else:
-            reused = _cached(session, vault, subject, purpose, now - validity)
+            reused = _cached(session, vault, model, subject, purpose, now - validity)
             if reused is not None:
                 audit.write(session, _outcome(reused), reused=True, now=now)
                 return reused
     if refused is not None:
         raise refused
     try:
-        found = directory.person(id_number)
+        found = ask()
     except PartnerError as exc:
         with unit_of_work(engine) as session:
             audit.write(session, f"failed:{type(exc).__name__}", reused=False, now=clock())
         raise
-    result: PersonRecord | Unknown = found if found is not None else UNKNOWN
+    result: R | Unknown = found if found is not None else UNKNOWN
     with unit_of_work(engine) as session:
         now = clock()
         try:  # a consent withdrawn while we asked stops this use too
@@ -134,7 +205,7 @@ def _keep(
     vault: Vault,
     subject: str,
     purpose: str,
-    found: PersonRecord | None,
+    found: PartnerRecord | None,
     now: datetime,
 ) -> None:
     """Remember the answer (encrypted) for reuse within its validity."""
@@ -150,7 +221,7 @@ def _keep(
         row.record_enc, row.fetched_at = record_enc, now
 
 
-def _outcome(result: PersonRecord | Unknown) -> str:
+def _outcome(result: PartnerRecord | Unknown) -> str:
     return "not_found" if isinstance(result, Unknown) else "found"
 
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.context import HubContext
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
+from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.loans import fund as loan_fund
 from integrations.endpoints.loans import subsidies as loan_subsidies
 from integrations.endpoints.medical import credit as medical
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas = mount(app, pipeline, medical.routes, "medical credit")
     schemas |= mount(app, pipeline, enrollment.routes, "enrolment")
     schemas |= mount(app, pipeline, settlement.routes, "settlement")
+    schemas |= mount(app, pipeline, loan_applications.routes, "loan applications")
     schemas |= mount(app, pipeline, loan_fund.routes, "risk-compensation fund")
     schemas |= mount(app, pipeline, loan_subsidies.routes, "interest subsidies")
 
