@@ -38,13 +38,19 @@ T = TypeVar("T")
 log = logging.getLogger("credithub.partners")
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([0-9]{4})[0-9]{10}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+# Identity numbers (GB 11643) and firms' credit codes (GB 32100, letters too; any
+# case, as a path may carry it): 18 characters, shown as the first and last four.
+_ID_NUMBER = re.compile(
+    r"(?<![0-9A-Za-z])([0-9A-HJ-NP-RTUW-Ya-hj-np-rtuw-y]{4})[0-9A-HJ-NP-RTUW-Ya-hj-np-rtuw-y]{10}"
+    r"([0-9A-HJ-NP-RTUW-Ya-hj-np-rtuw-y]{3}[0-9A-HJ-NP-RTUW-Ya-hj-np-rtuw-yXx])(?![0-9A-Za-z])"
+)
 # Failures where the request may not have been seen, or the partner may do better soon.
 _TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def mask_identity_numbers(text: str) -> str:
-    """`/persons/350102199001011234` -> `/persons/3501**********1234`."""
+    """`/persons/350102199001011234` -> `/persons/3501**********1234`; the same for a
+    firm's code: `/firms/91350200MA2Y0K1X5F` -> `/firms/9135**********1X5F`."""
     return _ID_NUMBER.sub(lambda m: f"{m.group(1)}**********{m.group(2)}", text)
 
 

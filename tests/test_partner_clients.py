@@ -276,3 +276,13 @@ def test_identity_numbers_never_reach_a_log_line(
     assert PERSON not in caplog.text and PERSON not in str(caught.value)
     assert mask_identity_numbers(f"/persons/{PERSON}") in caplog.text
     assert "retrying" in caplog.text
+
+
+def test_firm_codes_never_reach_a_log_line(
+    bureau: CreditBureauClient, bureau_sim: Partner, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for code in ("91350200MA2Y0K1X50", "N3350200MA2Y0K1X5C"):  # letter-first codes too
+        bureau.firm(code)
+        assert code not in caplog.text
+        assert f"/firms/{code[:4]}**********{code[-4:]}" in caplog.text
