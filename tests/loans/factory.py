@@ -26,9 +26,9 @@ from hub.core.uscc import ALPHABET, check_character
 from hub.loans import loans
 from models.core.tables import Consent
 from models.loans.tables import (
+    Answer,
     ApplicationBank,
     ApplicationStatus,
-    Answer,
     Firm,
     LoanApplication,
     LoanOffer,
