@@ -25,6 +25,7 @@ from hub.core.db import ping
 from hub.settings import Settings, get_settings
 from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.loans import fund as loan_fund
+from integrations.endpoints.loans import servicing as loan_servicing
 from integrations.endpoints.loans import subsidies as loan_subsidies
 from integrations.endpoints.medical import credit as medical
 from integrations.endpoints.medical import enrollment, settlement
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas |= mount(app, pipeline, loan_applications.routes, "loan applications")
     schemas |= mount(app, pipeline, loan_fund.routes, "risk-compensation fund")
     schemas |= mount(app, pipeline, loan_subsidies.routes, "interest subsidies")
+    schemas |= mount(app, pipeline, loan_servicing.routes, "loan servicing")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

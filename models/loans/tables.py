@@ -240,6 +240,9 @@ class LoanRepayment(Base):
     current_principal_fen: Mapped[int] = money("Of it, the current instalment's principal.")
     early_principal_fen: Mapped[int] = money("Of it, principal repaid before it was due.")
     fund_share_fen: Mapped[int] = money("Of it, owed back to the fund after a claim.")
+    outstanding_after_fen: Mapped[int] = money(
+        "The loan's principal the firm still owed the bank after it (what a replay shows)."
+    )
     paid_at: Mapped[datetime] = mapped_column(Instant)
     paid_on: Mapped[date] = mapped_column(Date)  # business date: the subsidy's month
     created_at: Mapped[datetime] = mapped_column(Instant)
