@@ -32,6 +32,7 @@ from prefect.schedules import Cron, Interval
 from prefect.states import Crashed
 
 from flows.loans.deadlines import expire_deadlines
+from flows.loans.delinquency import check_delinquency
 from flows.loans.profiling import profile_applications
 from flows.loans.subsidies import grant_subsidies
 from flows.medical.collections import collect
@@ -100,6 +101,12 @@ def schedules(s: Settings) -> dict[str, Any]:
             Cron(s.subsidies_cron, timezone=zone),
             {},
             "Grant last month's interest subsidies and instruct the banks to pay them.",
+        ),
+        "loan-delinquency": (
+            check_delinquency,
+            Cron(s.delinquency_cron, timezone=zone),
+            {},
+            "Loans' days past due: overdue at 1+, defaulted at 90+, events once.",
         ),
     }
 

@@ -43,8 +43,17 @@ def approve(
 def portfolio_principal(session: Session) -> tuple[int, int]:
     """(overdue principal, outstanding principal) over the programme's loans, in fen.
 
-    Overdue principal is the outstanding principal of loans that are overdue or
-    defaulted: the ratio that pauses new offers (hub/loans/policy.py).
+    The ratio of the two pauses new offers (hub/loans/policy.py `offers_paused`).
+
+    "Overdue principal" is the WHOLE outstanding principal of the loans that are
+    `overdue` or `defaulted`, not only the instalments' principal past due: the
+    measure banks and regulators use for a loan book (逾期贷款余额, the balance of
+    loans past due), and the prudent one — a firm that misses a payment puts all
+    it owes at risk, so a single missed instalment on a large loan counts in
+    full. It follows the loans' statuses, so it is as of the last delinquency
+    run (daily), and a repayment that brings an overdue loan up to date takes
+    it out at once. Outstanding principal is over every loan (approved ones
+    owe nothing yet; closed ones nothing any more).
     """
     late = (LoanStatus.OVERDUE, LoanStatus.DEFAULTED)
     overdue, outstanding = session.execute(
