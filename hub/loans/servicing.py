@@ -57,8 +57,8 @@ def disburse(
     Returns the loan and whether this call paid it out (False: a replay)."""
     loan = lock_loan(session, loan_id, bank_id)
     if loan.disbursement_txn_id == bank_txn_id:
-        same = loan.principal_fen == amount_fen and as_utc(loan.disbursed_at) == disbursed_at  # type: ignore[arg-type]
-        if not same:
+        paid_out_at = as_utc(loan.disbursed_at) if loan.disbursed_at else None
+        if (loan.principal_fen, paid_out_at) != (amount_fen, disbursed_at):
             raise DuplicateReference("bank_txn_id", loan.id)
         return loan, False
     elsewhere = session.scalar(

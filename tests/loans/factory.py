@@ -9,6 +9,11 @@ subsidies) start here; the application path has its own tests.
     from tests.loans.factory import approved_loan, disbursed_loan
     loan_id = approved_loan(world)                       # status approved
     loan_id = disbursed_loan(world, disbursed_at=...)    # active, through the API
+    loan_id = defaulted_loan(world)                      # 90+ days past due, defaulted
+
+Amounts default to 1,200,000 fen at 600 bps over 12 months (monthly payment
+103,280 fen). The hub clock (`hub.core.clock.set_now`) must read no earlier than
+the payout: a payout more than 5 minutes ahead of it is refused.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.core import clock
+from hub.core.clock import business_date
 from hub.core.db import get_engine, unit_of_work
 from hub.core.ids import new_id
 from hub.core.personal_data import get_vault
 from hub.core.uscc import ALPHABET, check_character
-from hub.loans import loans
+from hub.loans import delinquency, loans
 from models.core.tables import Consent
 from models.loans.tables import (
     Answer,
@@ -161,4 +167,18 @@ def disbursed_loan(
         },
     )
     assert response.status_code == 201, response.text
+    return loan_id
+
+
+def defaulted_loan(world: Any, *, bank: str = "b1", **kwargs: Any) -> str:
+    """The id of a new `defaulted` loan: paid out 130 days before the hub clock's now
+    and never repaid (its first instalment 99-102 days past due), moved by the
+    delinquency use case as the daily flow would (events included); other arguments
+    as `approved_loan`."""
+    now = clock.now()
+    loan_id = disbursed_loan(world, disbursed_at=now - timedelta(days=130), bank=bank, **kwargs)
+    settings = world.settings
+    with unit_of_work(get_engine(settings)) as session:
+        today = business_date(now, settings.business_timezone)
+        delinquency.run_batch(session, [loan_id], today, settings.default_after_days_past_due, now)
     return loan_id

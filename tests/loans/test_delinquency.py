@@ -24,7 +24,7 @@ from models.core.tables import Event, Partner
 from models.loans.tables import Loan, LoanStatus
 from tests.books import books_agree
 from tests.conftest import World, latest_artifact
-from tests.loans.factory import disbursed_loan
+from tests.loans.factory import defaulted_loan, disbursed_loan
 
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January; first due 28 February
 
@@ -116,6 +116,16 @@ def test_a_loan_found_past_90_days_is_defaulted_at_once(world: World, ctx: HubCo
     assert stored(world, loan_id).status == LoanStatus.DEFAULTED
     assert events(world, "loan.overdue") == []  # it went straight past: one event
     assert len(events(world, "loan.defaulted")) == 2
+
+
+def test_the_factory_makes_a_defaulted_loan(world: World, ctx: HubContext) -> None:
+    clock.set_now(noon(7, 1))
+    loan_id = defaulted_loan(world, amount_fen=500_000)
+    view = world.get("ch", f"/v1/loans/{loan_id}").json()
+    assert view["status"] == "defaulted" and view["days_past_due"] >= 90
+    assert view["outstanding_principal_fen"] == 500_000
+    assert delinquency.run_day(ctx)["defaulted"] == 0  # already moved: nothing more
+    assert books_agree(world.settings)
 
 
 def test_a_loan_paid_up_is_active_again(world: World, ctx: HubContext) -> None:

@@ -137,6 +137,21 @@ def test_a_payment_after_midnight_in_shanghai_counts_on_that_business_date(
         assert stored.paid_on == date(2026, 3, 1)  # the subsidy's month comes from it
 
 
+def test_a_late_report_is_applied_as_of_the_latest_date_applied(world: World, active: str) -> None:
+    clock.set_now(shanghai_noon(3, 31))
+    on_time = repay(world, active, 2 * 103_280, "R1")  # February (late) and March
+    assert parts(on_time.json()) == (6_000, 97_280, 5_514, 97_766, 0)
+    # Reported now, paid on 20 February: as of then, February was the current month
+    # and March is paid already; applied as of 31 March, it goes to April, early.
+    late = repay(world, active, 10_000, "R2", shanghai_noon(2, 20))
+    assert late.status_code == 201, late.text
+    assert parts(late.json()) == (0, 0, 0, 0, 10_000)
+    with unit_of_work(get_engine(world.settings)) as session:
+        paid_on = session.scalars(select(LoanRepayment.paid_on).order_by(LoanRepayment.paid_on))
+        assert list(paid_on) == [date(2026, 2, 20), date(2026, 3, 31)]  # its own date
+    assert books_agree(world.settings)
+
+
 def test_early_payoff_closes_the_loan_and_more_is_an_overpayment(world: World, active: str) -> None:
     clock.set_now(shanghai_noon(2, 10))
     payoff = 6_000 + 1_200_000  # the running month's interest, and all the principal
