@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.core import ledger
@@ -61,11 +62,7 @@ def disburse(
         if (loan.principal_fen, paid_out_at) != (amount_fen, disbursed_at):
             raise DuplicateReference("bank_txn_id", loan.id)
         return loan, False
-    elsewhere = session.scalar(
-        select(Loan.id).where(Loan.bank_id == bank_id, Loan.disbursement_txn_id == bank_txn_id)
-    )
-    if elsewhere is not None:
-        raise DuplicateReference("bank_txn_id", elsewhere)
+    _reference_free(session, bank_id, bank_txn_id)
     if amount_fen != loan.principal_fen:
         raise Invalid(
             f"a loan is paid out once, for the offered amount of {loan.principal_fen} fen",
@@ -82,6 +79,13 @@ def disburse(
             f"loan {loan.id} was already paid out (bank_txn_id {loan.disbursement_txn_id})",
             code="already_disbursed",
         )
+    try:  # the reference is unique per bank: a racing payout of another loan under it
+        with session.begin_nested():  # commits first, and this one clashes here
+            loan.disbursement_txn_id = bank_txn_id
+            session.flush()
+    except IntegrityError:
+        _reference_free(session, bank_id, bank_txn_id)
+        raise
     disbursed_on = business_date(disbursed_at, zone)
     for n, due, principal, interest in annuity_schedule(
         loan.principal_fen, loan.annual_rate_bps, loan.term_months, disbursed_on
@@ -99,7 +103,6 @@ def disburse(
     loan.status = LoanStatus.ACTIVE
     loan.outstanding_principal_fen = loan.principal_fen
     loan.days_past_due = 0
-    loan.disbursement_txn_id = bank_txn_id
     loan.disbursed_on = disbursed_on
     loan.disbursed_at = disbursed_at
     ledger.transfer(
@@ -113,6 +116,15 @@ def disburse(
     )
     session.flush()
     return loan, True
+
+
+def _reference_free(session: Session, bank_id: str, bank_txn_id: str) -> None:
+    """`DuplicateReference` when another of the bank's loans was paid out under it."""
+    elsewhere = session.scalar(
+        select(Loan.id).where(Loan.bank_id == bank_id, Loan.disbursement_txn_id == bank_txn_id)
+    )
+    if elsewhere is not None:
+        raise DuplicateReference("bank_txn_id", elsewhere)
 
 
 def repay(

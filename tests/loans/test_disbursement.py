@@ -178,3 +178,27 @@ def test_racing_payouts_pay_the_loan_out_once(pg_settings: Settings) -> None:
         }
         assert accounts(world)[f"bank:{world.ids['b1']}:lent"] == -500_000
         assert books_agree(pg_settings)
+
+
+@pytest.mark.pg
+def test_racing_payouts_of_two_loans_under_one_reference(pg_settings: Settings) -> None:
+    clock.set_now(None)
+    world = make_world(pg_settings)
+    with world.client:
+        an_hour_ago = clock.now() - timedelta(hours=1)
+        loans = [approved_loan(world, amount_fen=500_000, now=an_hour_ago) for _ in range(2)]
+        when = clock.now().isoformat()
+        body = {"amount_fen": 500_000, "bank_txn_id": "SAME", "disbursed_at": when}
+        with live_server(pg_settings) as base:
+            responses = race(
+                base,
+                [
+                    (f"/v1/loans/{loan_id}/disbursements", body, world.headers("b1", str(i)))
+                    for i, loan_id in enumerate(loans)
+                ],
+            )
+        assert sorted(r.status_code for r in responses) == [201, 409]
+        clash = next(r.json() for r in responses if r.status_code == 409)
+        paid = next(r.json()["loan_id"] for r in responses if r.status_code == 201)
+        assert clash["code"] == "duplicate_reference" and paid in clash["detail"]
+        assert books_agree(pg_settings)
