@@ -14,8 +14,8 @@ instalments' unpaid principal (the principal paid out less the principal
 parts of its repayments, too), its instalments' paid amounts sum to its
 repayments, and each repayment's parts sum to its amount.
 
-The fund's and the subsidies' accounts are checked by their own module; until
-one names them they are left to it (`FAMILIES` lists only these).
+The fund's and the subsidies' accounts are checked by `hub.loans.fund_views`
+(`FAMILIES` lists only the accounts checked here).
 """
 
 from __future__ import annotations

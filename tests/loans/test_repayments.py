@@ -17,14 +17,13 @@ from sqlalchemy import select
 from hub import context
 from hub.core import clock
 from hub.core.db import get_engine, unit_of_work
-from hub.core.ids import new_id
 from hub.loans import delinquency
 from hub.settings import Settings
-from models.loans.tables import FundClaim, LoanRepayment
+from models.loans.tables import LoanRepayment
 from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.live import live_server
-from tests.loans.factory import approved_loan, disbursed_loan
+from tests.loans.factory import approved_loan, defaulted_loan, disbursed_loan
 
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January in Shanghai
 # The schedule of 1,200,000 fen at 600 bps over 12 months (test_disbursement.py):
@@ -226,28 +225,26 @@ def test_repaid_arrears_make_an_overdue_loan_active_but_not_a_defaulted_one(
     assert books_agree(world.settings)
 
 
-def test_after_a_claim_the_fund_shares_the_principal_recovered(world: World, active: str) -> None:
-    clock.set_now(shanghai_noon(2, 20))
-    with unit_of_work(get_engine(world.settings)) as session:  # as a claim leaves it
-        session.add(
-            FundClaim(
-                id=new_id("clm"),
-                loan_id=active,
-                bank_id=world.ids["b1"],
-                unpaid_principal_fen=1_200_000,
-                share_bps=5_000,
-                amount_fen=600_000,
-                recovered_fen=0,
-                returned_fen=0,
-                created_at=clock.now(),
-            )
-        )
-    repay(world, active, 6_000 + 20_000, "R1")  # 6,000 interest, 20,000 principal
+def test_after_a_claim_the_fund_shares_the_principal_recovered(world: World) -> None:
+    clock.set_now(shanghai_noon(7, 1))
+    loan_id = defaulted_loan(world, amount_fen=1_200_000)  # nothing repaid
+    deposit = {"amount_fen": 10_000_000, "reference": "D1"}
+    assert world.post("op", "/v1/risk-compensation/fund/deposits", deposit).status_code == 201
+    claim = world.post("b1", "/v1/risk-compensation/claims", {"loan_id": loan_id})
+    assert claim.status_code == 201 and claim.json()["amount_fen"] == 600_000  # half of it
+    view = loan(world, loan_id)
+    overdue_interest = sum(
+        s["interest_fen"] for s in view["schedule"] if s["due_date"] < "2026-07-01"
+    )
+    r = repay(world, loan_id, overdue_interest + 20_000, "R1")
+    assert parts(r.json())[:2] == (overdue_interest, 20_000)
     with unit_of_work(get_engine(world.settings)) as session:
         stored = session.scalars(select(LoanRepayment)).one()
-        claim = session.scalars(select(FundClaim)).one()
         assert stored.fund_share_fen == 10_000  # half the principal, none of the interest
-        assert (claim.recovered_fen, claim.returned_fen) == (20_000, 10_000)
+    fund = world.get("op", "/v1/risk-compensation/fund").json()
+    assert fund["recovered_fen"] == 10_000
+    assert fund["balance_fen"] == 10_000_000 - 600_000 + 10_000
+    assert books_agree(world.settings)
 
 
 @pytest.mark.pg
