@@ -1,17 +1,21 @@
 """The loan as partners read it (CONTRACT.md §4 Loans, `GET /v1/loans/{id}`): exactly
 the contract's fields, the firm's full identity, days past due as of now, and
-only for the loan's channel and bank."""
+only for the loan's channel and bank; and a loan's whole life on the real path
+(applied, offered, accepted, paid out, repaid to the end)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hub.core import clock, partners
 from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault
 from tests.books import books_agree
 from tests.conftest import World
+from tests.loans.application_stage import FIRM, Stage, later, stage
 from tests.loans.factory import approved_loan, disbursed_loan, new_uscc
+
+__all__ = ["stage"]
 
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January in Shanghai
 KEYS = {
@@ -92,3 +96,43 @@ def test_only_the_loans_channel_and_bank_see_it(world: World) -> None:
     for who in ("h1", "op"):
         assert world.get(who, f"/v1/loans/{loan_id}").status_code == 403
     assert world.client.get(f"/v1/loans/{loan_id}").status_code == 401
+
+
+def test_applied_accepted_paid_out_repaid_and_closed(stage: Stage) -> None:
+    w = stage.world
+    application_id = stage.open_application()
+    offer = stage.offer("b1", application_id, amount_fen=1_200_000, annual_rate_bps=600)
+    accepted = w.post("ch", f"/v1/offers/{offer.json()['offer_id']}/accept", {})
+    assert accepted.status_code == 201, accepted.text
+    loan_id = accepted.json()["loan_id"]
+    approved = w.get("b1", f"/v1/loans/{loan_id}").json()
+    assert approved["application_id"] == application_id and approved["status"] == "approved"
+    assert approved["firm"]["uscc"] == FIRM  # in full: the firm took this bank's offer
+    assert w.get("b2", f"/v1/loans/{loan_id}").status_code == 404  # it offered too, in vain
+
+    later(timedelta(days=1))
+    body = {"amount_fen": 1_200_000, "bank_txn_id": "PAY", "disbursed_at": clock.now().isoformat()}
+    paid_out = w.post("b1", f"/v1/loans/{loan_id}/disbursements", body)
+    assert paid_out.status_code == 201, paid_out.text
+    assert paid_out.json() == w.get("ch", f"/v1/loans/{loan_id}").json()
+    schedule = paid_out.json()["schedule"]
+    assert schedule[0]["due_date"] == "2026-04-03"  # paid out on Tuesday 3 March
+    assert books_agree(w.settings)
+
+    for n, instalment in enumerate(schedule, start=1):
+        due = instalment["principal_fen"] + instalment["interest_fen"]
+        paid_at = f"{instalment['due_date']}T10:00:00+08:00"
+        clock.set_now(datetime.fromisoformat(paid_at))
+        body = {"amount_fen": due, "bank_txn_id": f"R{n}", "paid_at": paid_at}
+        r = w.post("b1", f"/v1/loans/{loan_id}/repayments", body)
+        assert r.status_code == 201, r.text
+        assert (r.json()["current_interest_fen"], r.json()["early_principal_fen"]) == (
+            instalment["interest_fen"],
+            0,
+        )
+    closed = w.get("ch", f"/v1/loans/{loan_id}").json()
+    assert closed["status"] == "closed" and closed["outstanding_principal_fen"] == 0
+    assert sum(s["paid_fen"] for s in closed["schedule"]) == sum(
+        s["principal_fen"] + s["interest_fen"] for s in schedule
+    )
+    assert books_agree(w.settings)
