@@ -1,7 +1,8 @@
 """How settlement and the books stand, read for an operator's check: what a night's
 settlement paid, the state of the window it closed, the open reconciliation
 mismatches, any window left neither open nor settled, and every ledger account
-that disagrees with the rows it stands for (`hub.medical.books`). `credithub demo`
+that disagrees with the rows it stands for (`hub.medical.books`, and the loans'
+`hub.loans.books`). `credithub demo`
 prints it a simulated night at a time and checks it at the end.
 """
 
@@ -60,7 +61,10 @@ def unsettled_windows(ctx: HubContext) -> list[tuple[str, str]]:
 
 
 def books_discrepancies(ctx: HubContext) -> list[str]:
-    """Every ledger account that disagrees with the rows it stands for, described."""
+    """Every ledger account that disagrees with the rows it stands for, described
+    (both programmes' books: the loans' checks explain the accounts medical's do not)."""
+    from hub.loans.books import both_programmes  # the loans programme builds on this one
+
     with unit_of_work(ctx.engine, write=False) as session:
-        found = books.discrepancies(session)
+        found = both_programmes(session)
     return books.describe(found).splitlines() if found else []
