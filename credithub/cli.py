@@ -269,6 +269,9 @@ def demo_days(
     ),
     seed: int = typer.Option(1, help="the same seed replays the same residents and care"),
     firms_per_day: int = typer.Option(2, "--firms-per-day", min=0, help="loan applications a day"),
+    default_after_days: int = typer.Option(
+        45, "--default-after-days", min=1, help="days past due to default (the hub's is 90)"
+    ),
 ) -> None:
     """Fast-forward N days of both programmes (enrolment, care, repayments, collections,
     settlement; loan applications, offers, loans, repayments, delinquency, claims, subsidies)."""
@@ -284,10 +287,12 @@ def demo_days(
         database_url,
         seed,
         firms_per_day=firms_per_day,
+        default_after_days=default_after_days,
     )
     err.print(
         f"[bold]credithub demo[/bold]: {days} days from today (weekends included), "
-        f"in {Path(settings.home) / 'demo-days'}; repayment window {repayment_window_days} days"
+        f"in {Path(settings.home) / 'demo-days'}; repayment window {repayment_window_days} days, "
+        f"loans default at {default_after_days} days past due"
     )
     with Progress(
         TextColumn("simulating days"),

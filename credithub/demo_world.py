@@ -64,7 +64,11 @@ class World:
 
 
 def overrides(
-    home: Path, database_url: str | None, repayment_window_days: int, ports: dict[str, int]
+    home: Path,
+    database_url: str | None,
+    repayment_window_days: int,
+    ports: dict[str, int],
+    default_after_days: int = 90,
 ) -> dict[str, Any]:
     """The settings the demo's parts run with, where they differ from the hub's own."""
     url = "http://127.0.0.1:{}".format
@@ -83,6 +87,7 @@ def overrides(
             c: {"url": url(ports["his"]), "api_key": supervisor.HIS_KEY} for c in hospitals
         },
         "repayment_window_days": repayment_window_days,
+        "default_after_days_past_due": default_after_days,
         "rate_limit_per_second": 0.0,
         "demo_rate": 0.0,  # the hospitals' desks wait for the demo's steps
     }
@@ -119,6 +124,7 @@ def opened(
     repayment_window_days: int,
     seed: int,
     starts_at: datetime,
+    default_after_days: int = 90,
 ) -> Iterator[World]:
     """Make the database and partners, start every part, yield the world; stop them after."""
     logs = home / "logs"
@@ -133,7 +139,7 @@ def opened(
         *(c for k, c, _ in demo.demo_partners() if k == "bank"),
     ]
     ports = {name: free_port() for name in names}
-    changes = overrides(home, database_url, repayment_window_days, ports)
+    changes = overrides(home, database_url, repayment_window_days, ports, default_after_days)
     settings = main.model_copy(update=changes)
     clock_file = home / "clock"
     clock.write_clock_file(clock_file, starts_at)

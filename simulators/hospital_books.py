@@ -33,8 +33,8 @@ class HospitalKnobs(Knobs):
     loan_offer_rate: float = Field(default=0.7, ge=0.0, le=1.0)
     loan_answer_rate: float = Field(default=0.6, ge=0.0, le=1.0)
     loan_rate_position: float = Field(default=0.5, ge=0.0, le=1.0)
-    firm_late_rate: float = Field(default=0.15, ge=0.0, le=1.0)
-    firm_never_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    firm_late_rate: float = Field(default=0.04, ge=0.0, le=1.0)
+    firm_never_rate: float = Field(default=0.03, ge=0.0, le=1.0)
 
 
 # Partners and the people ----------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from hub import books
+from hub.core.books import describe
 from hub.core.db import get_engine, unit_of_work
-from hub.loans import books as loan_books
-from hub.medical import books
 from hub.settings import Settings
 
 
@@ -13,6 +13,6 @@ def books_agree(settings: Settings) -> bool:
     the test with the discrepancies (a bool, so `assert books_agree(s)` reads well).
     Both programmes' checks: medical, loans, the fund and subsidies."""
     with unit_of_work(get_engine(settings), write=False) as session:
-        found = loan_books.both_programmes(session)
-    assert not found, "the books disagree with the business:\n" + books.describe(found)
+        found = books.discrepancies(session)
+    assert not found, "the books disagree with the business:\n" + describe(found)
     return True

@@ -142,3 +142,29 @@ def test_the_hub_rule_catches_each_framework(module: str) -> None:
     assert hub_violations(f"from {module} import x", "hub/example.py") == [
         f"hub/example.py:1: imports {module}"
     ]
+
+
+PROGRAMMES = ("medical", "loans")
+
+
+def programme_violations(source: str, where: str) -> list[str]:
+    """A programme's module importing another programme: each stands on the core alone
+    (`hub/books.py` and `hub/context.py`, above both, may join them)."""
+    mine = Path(where).parts[1]
+    return [
+        f"{where}:{getattr(node, 'lineno', 0)}: imports {module}"
+        for node in ast.walk(ast.parse(source, where))
+        for module, _ in _imported(node)
+        if any(module.startswith(f"hub.{other}") for other in PROGRAMMES if other != mine)
+    ]
+
+
+def test_each_programme_stands_on_the_core_alone() -> None:
+    problems = _check(_modules(*(f"hub/{p}" for p in PROGRAMMES)), programme_violations)
+    assert not problems, "programmes meet only above hub/core:\n" + "\n".join(problems)
+
+
+def test_the_programme_rule_catches_a_crossing() -> None:
+    assert programme_violations("from hub.loans import books", "hub/medical/x.py")
+    assert programme_violations("import hub.medical.books", "hub/loans/x.py")
+    assert not programme_violations("from hub.core import ledger", "hub/loans/x.py")

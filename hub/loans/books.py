@@ -15,9 +15,8 @@ parts of its repayments, too), its instalments' paid amounts sum to its
 repayments, and each repayment's parts sum to its amount.
 
 The fund's and the subsidies' accounts are checked by `hub.loans.fund_views`
-(`FAMILIES` lists only the accounts checked here). `both_programmes` is every
-check of the hub's books at once: the medical checks report any account they
-do not know, so those the loans' checks explain are left to them.
+(`FAMILIES` lists only the accounts checked here); `hub.books` runs every
+programme's checks at once.
 """
 
 from __future__ import annotations
@@ -29,9 +28,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hub.core import ledger
-from hub.loans import accounts, fund_views
-from hub.medical import books as medical_books
-from hub.medical.books import Discrepancy
+from hub.core.books import Discrepancy
+from hub.loans import accounts
 from models.loans.tables import Loan, LoanInstalment, LoanRepayment, LoanStatus
 
 FAMILIES = re.compile(r"loan:[^:]+:principal|bank:[^:]+:(lent|loan_receipts|interest_earned)")
@@ -40,23 +38,6 @@ FAMILIES = re.compile(r"loan:[^:]+:principal|bank:[^:]+:(lent|loan_receipts|inte
 def explains(account: str) -> bool:
     """Whether one of these checks stands behind `account`."""
     return FAMILIES.fullmatch(account) is not None
-
-
-def both_programmes(session: Session) -> list[Discrepancy]:
-    """Every check of the books, medical and loans (the fund and subsidies too)."""
-    medical = [
-        d
-        for d in medical_books.discrepancies(session)
-        if not (d.rule == _UNEXPLAINED and _loans_account(d.subject))
-    ]
-    return [*medical, *discrepancies(session), *fund_views.discrepancies(session)]
-
-
-_UNEXPLAINED = "no rule of the books names this account"  # hub.medical.books._unexplained
-
-
-def _loans_account(account: str) -> bool:
-    return explains(account) or fund_views.FAMILY.fullmatch(account) is not None
 
 
 def discrepancies(session: Session) -> list[Discrepancy]:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.core.books import Discrepancy
 from hub.core.db import unit_of_work
 from hub.core.pagination import Page, newest_first
 from hub.loans import accounts, fund
-from hub.medical.books import Discrepancy
 from models.core.tables import LedgerPosting, Partner
 from models.loans.tables import FundClaim, FundDeposit, Subsidy
 
@@ -108,6 +108,11 @@ def fund_report(ctx: HubContext) -> dict[str, Any]:
     """`report` in a read-only transaction of its own (the flows' artifact)."""
     with unit_of_work(ctx.engine, write=False) as session:
         return report(session)
+
+
+def explains(account: str) -> bool:
+    """Whether `discrepancies` stands behind `account`."""
+    return FAMILY.fullmatch(account) is not None
 
 
 def discrepancies(session: Session) -> list[Discrepancy]:

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from hub.core import ledger
+from hub.core.books import UNEXPLAINED, Discrepancy
 from models.medical.tables import (
     Authorization,
     CreditLine,
@@ -46,20 +45,6 @@ from models.medical.tables import (
     SettlementWindow,
     Visit,
 )
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    """One figure that disagrees with what the rows say it must be."""
-
-    subject: str  # the ledger account, or the stored column, that disagrees
-    found_fen: int
-    expected_fen: int
-    rule: str  # what the expected figure is
-
-    def __str__(self) -> str:
-        return f"{self.subject} is {self.found_fen} fen, not {self.expected_fen}: {self.rule}"
-
 
 Expected = dict[str, tuple[int, str]]  # account -> (balance, the rule it follows)
 
@@ -73,15 +58,31 @@ _FAMILIES = {
 
 
 def discrepancies(session: Session) -> list[Discrepancy]:
-    """Every check of the books; empty when they agree with the business."""
+    """The medical checks, and every account they do not explain (alone, the
+    programme's books; `hub.books` checks both programmes)."""
     balances = _balances(session)
+    return [*checks(session, balances), *_unexplained(balances)]
+
+
+def checks(session: Session, balances: dict[str, int] | None = None) -> list[Discrepancy]:
+    """Every check of the medical accounts; empty when they agree with the business."""
+    balances = _or_all(session, balances)
     return [
         *line_discrepancies(session, balances),
         *payable_discrepancies(session, balances),
         *repayment_discrepancies(session, balances),
         *insurance_discrepancies(session, balances),
-        *_unexplained(balances),
     ]
+
+
+def explains(account: str) -> bool:
+    """Whether one of these checks stands behind `account`."""
+    return any(family.fullmatch(account) for family in _FAMILIES.values())
+
+
+def balances(session: Session) -> dict[str, int]:
+    """Every account's stored balance (expired holds not yet swept still count)."""
+    return _balances(session)
 
 
 def line_discrepancies(
@@ -225,9 +226,9 @@ def insurance_discrepancies(
 def _unexplained(balances: dict[str, int]) -> list[Discrepancy]:
     """Accounts no check explains: a posting to a misnamed account."""
     return [
-        Discrepancy(account, amount, 0, "no rule of the books names this account")
+        Discrepancy(account, amount, 0, UNEXPLAINED)
         for account, amount in sorted(balances.items())
-        if not any(family.fullmatch(account) for family in _FAMILIES.values())
+        if not explains(account)
     ]
 
 
@@ -271,8 +272,3 @@ def _pair_sums(
 
 def _lines_by_pair(session: Session, *where: Any) -> dict[tuple[str, str], int]:
     return _pair_sums(session, SettlementLine, SettlementLine.net_fen, *where)
-
-
-def describe(found: Iterable[Discrepancy]) -> str:
-    """The discrepancies one to a line, for an assertion message or a report."""
-    return "\n".join(str(d) for d in found)

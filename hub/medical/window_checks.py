@@ -1,9 +1,8 @@
 """How settlement and the books stand, read for an operator's check: what a night's
 settlement paid, the state of the window it closed, the open reconciliation
-mismatches, any window left neither open nor settled, and every ledger account
-that disagrees with the rows it stands for (`hub.medical.books`, and the loans'
-`hub.loans.books`). `credithub demo`
-prints it a simulated night at a time and checks it at the end.
+mismatches, and any window left neither open nor settled. `credithub demo`
+prints it a simulated night at a time and checks it at the end (with the
+books, `hub.books`).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 
 from hub.context import HubContext
 from hub.core.db import unit_of_work
-from hub.medical import books, reconciliation, settlement
+from hub.medical import reconciliation, settlement
 from models.medical.tables import MismatchStatus, SettlementWindow, WindowStatus
 
 
@@ -58,13 +57,3 @@ def unsettled_windows(ctx: HubContext) -> list[tuple[str, str]]:
             .order_by(SettlementWindow.id)
         )
         return [(window_id, status) for window_id, status in rows]
-
-
-def books_discrepancies(ctx: HubContext) -> list[str]:
-    """Every ledger account that disagrees with the rows it stands for, described
-    (both programmes' books: the loans' checks explain the accounts medical's do not)."""
-    from hub.loans.books import both_programmes  # the loans programme builds on this one
-
-    with unit_of_work(ctx.engine, write=False) as session:
-        found = both_programmes(session)
-    return books.describe(found).splitlines() if found else []

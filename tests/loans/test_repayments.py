@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from hub import books as hub_books
 from hub import context
 from hub.core import clock, ledger
 from hub.core.db import get_engine, unit_of_work
-from hub.loans import books as loan_books
 from hub.loans import delinquency
 from hub.settings import Settings
 from models.loans.tables import Loan, LoanRepayment
@@ -283,13 +283,13 @@ def test_the_books_see_a_loan_that_disagrees_with_its_rows(world: World, active:
     clock.set_now(shanghai_noon(2, 28))
     repay(world, active, 103_280, "R1")
     with unit_of_work(get_engine(world.settings)) as session:
-        assert loan_books.both_programmes(session) == []
+        assert hub_books.discrepancies(session) == []
         stored = session.get(Loan, active)
         assert stored is not None
         stored.outstanding_principal_fen += 1  # a row moved without its entry
         ledger.transfer(session, "stray", "x", "loan:loan_x:principal", "bank:b:lent", 5, T0)
     with unit_of_work(get_engine(world.settings), write=False) as session:
-        found = {d.subject for d in loan_books.both_programmes(session)}
+        found = {d.subject for d in hub_books.discrepancies(session)}
     assert found == {
         f"loan:{active}:principal",  # the ledger says one fen less than the loan
         f"loans[{active}].outstanding_principal_fen",  # twice: instalments and repayments
