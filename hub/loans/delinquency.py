@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.core import clock, events
@@ -125,40 +125,40 @@ def loan_of(source_id: str) -> str:
 
 def sync_debts(session: Session, loan_ids: Sequence[str], as_of: date) -> int:
     """Record each instalment of these loans past due on `as_of` with something
-    unpaid as a debt, and keep every debt already recorded for them in step with
-    its instalment (amount and paid); how many debts were recorded now. Callers
-    hold the loans' locks, so no repayment changes the instalments meanwhile."""
+    unpaid as a debt, and bring every unpaid debt already recorded for them in step
+    with its instalment (amount and paid); how many debts were recorded now.
+
+    Set-based: one query of the past-due instalments still unpaid or whose debt is,
+    each with its debt if it has one (by the unique source). Callers hold the
+    loans' locks, so no repayment changes the instalments meanwhile."""
     if not loan_ids:
         return 0
-    rows = session.scalars(
-        select(LoanInstalment)
-        .where(LoanInstalment.loan_id.in_(loan_ids), LoanInstalment.due_date < as_of)
+    source = LoanInstalment.loan_id + ":" + cast(LoanInstalment.n, String)
+    rows = session.execute(
+        select(LoanInstalment, Debt)
+        .outerjoin(
+            Debt,
+            and_(Debt.source_kind == DebtSource.LOAN_INSTALMENT, Debt.source_id == source),
+        )
+        .where(
+            LoanInstalment.loan_id.in_(loan_ids),
+            LoanInstalment.due_date < as_of,
+            or_(LoanInstalment.unpaid_fen > 0, Debt.unpaid_fen > 0),
+        )
         .order_by(LoanInstalment.loan_id, LoanInstalment.n)
     ).all()
-    sources = {instalment_source(row.loan_id, row.n): row for row in rows}
-    debts = {
-        debt.source_id: debt
-        for debt in session.scalars(
-            select(Debt).where(
-                Debt.source_kind == DebtSource.LOAN_INSTALMENT, Debt.source_id.in_(sources)
-            )
-        )
-    }
     recorded = 0
-    for source, row in sources.items():
+    for row, debt in rows:
         amount = row.principal_fen + row.interest_fen
         paid = min(row.paid_fen, amount)
-        debt = debts.get(source)
         if debt is not None:
             if (debt.amount_fen, debt.paid_fen) != (amount, paid):
                 debt.amount_fen, debt.paid_fen = amount, paid
             continue
-        if paid >= amount:
-            continue  # paid by its due date: never a debt
         values = {
             "id": new_id("dbt"),
             "source_kind": DebtSource.LOAN_INSTALMENT,
-            "source_id": source,
+            "source_id": instalment_source(row.loan_id, row.n),
             "credit_line_id": None,
             "due_date": row.due_date,
             "amount_fen": amount,
