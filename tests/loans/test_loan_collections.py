@@ -12,7 +12,9 @@ suspends a credit line for it, and the medical steps go on exactly as before.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,7 @@ from hub.loans import delinquency
 from hub.loans.allocation import payoff_fen
 from hub.loans.views import instalments, states
 from hub.medical import collections, collections_run
+from hub.settings import Settings
 from models.core.partner_errors import PartnerUnavailable
 from models.core.partner_records import OverdueReceipt
 from models.core.tables import Event
@@ -40,6 +43,7 @@ from simulators import credit_bureau
 from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.live import serve
+from tests.loans.application_stage import hooks_on
 from tests.loans.factory import disbursed_loan
 from tests.test_migrations import _downgrade, scratch
 
@@ -335,3 +339,57 @@ def _all_debts(settings: Any) -> list[tuple[str, str, str | None]]:
     with get_engine(settings).connect() as conn:
         rows = conn.execute(text("SELECT source_kind, source_id, credit_line_id FROM debts"))
         return [(kind, source, line) for kind, source, line in rows]
+
+
+# --- races (PostgreSQL) ----------------------------------------------------------------------
+
+
+class _Taking:
+    """A credit database that takes every report and remembers each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def report_firm_overdue(self, **report: Any) -> OverdueReceipt:
+        with self.lock:
+            self.calls.append(report["report_id"])
+        return OverdueReceipt(report_id=report["report_id"], status="recorded")
+
+
+def test_racing_delinquency_runs_and_a_report_record_each_debt_once(
+    pg_settings: Settings,
+) -> None:
+    ctx = context.use(pg_settings)
+    clock.set_now(T0)
+    try:
+        world = make_world(pg_settings)
+        hooks_on(pg_settings)  # the bank and the channel get (recorded) events
+        with world.client:
+            loans = [disbursed_loan(world, disbursed_at=T0) for _ in range(3)]
+        clock.set_now(noon(4, 5))  # instalments 1 (36 days late) and 2 (5 days) past due
+        bureau = _Taking()
+        barrier = threading.Barrier(3)
+
+        def run(job: Callable[[], Any]) -> Any:
+            barrier.wait()
+            return job()
+
+        jobs: list[Callable[[], Any]] = [
+            lambda: delinquency.run_day(ctx),
+            lambda: delinquency.run_day(ctx),
+            lambda: collections_run.report_loans_overdue(ctx, bureau),
+        ]
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(run, jobs))
+        collections_run.report_loans_overdue(ctx, bureau)  # whatever the race left
+
+        assert set(debts(world)) == {f"{loan}:{n}" for loan in loans for n in (1, 2)}
+        assert sorted(bureau.calls) == sorted(f"overdue:{loan}:1" for loan in loans)
+        with unit_of_work(get_engine(pg_settings), write=False) as session:
+            overdue = session.scalars(select(Event.payload).where(Event.type == "loan.overdue"))
+            # once each, to its bank and its channel
+            assert sorted(e["loan_id"] for e in overdue) == sorted(loans * 2)
+        assert books_agree(pg_settings)
+    finally:
+        clock.set_now(None)
