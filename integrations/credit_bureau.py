@@ -56,3 +56,31 @@ class CreditBureauClient(PartnerClient):
             body=body,
             idempotency_key=idempotency_key,
         )
+
+    def report_firm_overdue(
+        self,
+        *,
+        report_id: str,
+        uscc: str,
+        amount_fen: int,
+        days_past_due: int,
+        reported_on: dt.date,
+        idempotency_key: str,
+    ) -> OverdueReceipt:
+        """Report a firm's debt past due (a loan instalment), by its credit code; a
+        repeat with the same key or report id is recorded once."""
+        body = {
+            "report_id": report_id,
+            "uscc": uscc,
+            "amount_fen": amount_fen,
+            "days_past_due": days_past_due,
+            "reported_on": reported_on.isoformat(),
+        }
+        return self._call(
+            "report_overdue",
+            "POST",
+            "/reports/overdue",
+            _RECEIPT,
+            body=body,
+            idempotency_key=idempotency_key,
+        )

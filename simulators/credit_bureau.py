@@ -109,12 +109,14 @@ class FirmBody(BaseModel):
 
 
 class OverdueReport(BaseModel):
-    """A debt the hub reports as 30 or more days past due."""
+    """A debt the hub reports as 30 or more days past due: a person's (`id_number`)
+    or a firm's (`uscc`, a loan instalment), exactly one of them."""
 
     model_config = ConfigDict(extra="forbid")
 
     report_id: Annotated[str, Field(min_length=1, max_length=128)]
-    id_number: str
+    id_number: str | None = None
+    uscc: str | None = None
     amount_fen: Annotated[StrictInt, Field(gt=0)]
     days_past_due: Annotated[StrictInt, Field(ge=0)]
     reported_on: dt.date
@@ -214,14 +216,17 @@ def create_app(api_key: str, knobs: Knobs | None = None) -> FastAPI:
     async def report_overdue(
         body: OverdueReport, idempotency_key: str | None = Header(default=None)
     ) -> Any:
-        if not valid_id_number(body.id_number):
+        if body.uscc is not None:
+            if body.id_number is not None or not valid_uscc(body.uscc):
+                return error(422, "invalid_uscc")
+        elif body.id_number is None or not valid_id_number(body.id_number):
             return error(422, "invalid_id_number")
         if idempotency_key is not None:
             earlier = bureau.report_keys.setdefault(idempotency_key, body.report_id)
             if earlier != body.report_id:
                 return error(409, "idempotency_key_reused")
         # A repeat of a report (by key or by report_id) is recorded once; the first wins.
-        bureau.reports.setdefault(body.report_id, body.model_dump(mode="json"))
+        bureau.reports.setdefault(body.report_id, body.model_dump(mode="json", exclude_none=True))
         return {"report_id": body.report_id, "status": "recorded"}
 
     @app.get("/reports/overdue")

@@ -1,5 +1,6 @@
 """The collections flow: daily reminders, suspensions, reinstatements, and reports
-of long-overdue debt to the credit database — each step once per debt."""
+of long-overdue debt to the credit database — each step once per debt; loan
+instalments' debts are reported too (and only reported)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,18 @@ def report_overdue() -> dict[str, int]:
     return collections_run.report_overdue(ctx, partner_systems(ctx.settings).bureau)
 
 
+@task(name="report-loans-overdue")
+def report_loans_overdue() -> dict[str, int]:
+    """Report loan instalments 30+ days past due, each once, by the firm's code."""
+    ctx = hub_context()
+    return collections_run.report_loans_overdue(ctx, partner_systems(ctx.settings).bureau)
+
+
 @flow(name="collections")
 @runs_as_of
 def collect(as_of: date | None = None) -> dict[str, int]:
     """Today's collections steps (as of the hub clock's business date)."""
-    steps = {**take_steps(), **report_overdue()}
+    steps = {**take_steps(), **report_overdue(), **report_loans_overdue()}
     rows = "\n".join(f"| {k} | {v} |" for k, v in steps.items())
     create_markdown_artifact(
         key="collections-summary",

@@ -17,6 +17,14 @@ Events go to the loan's channel and bank, with the loan as GET returns it. An
 event is sent once per transition, so a second run on the same day changes
 nothing. Loans are worked in batches, each locked (so a repayment reported at
 the same moment is applied before or after, never in between) and committed.
+
+The run also feeds the shared collections (hub/medical/collections.py): each
+instalment past due with something unpaid becomes a debt (source
+`loan_instalment`, `<loan id>:<n>`, on no credit line), and the debts already
+recorded follow the schedule's amounts and what was paid — for every loan with
+an unpaid debt, closed ones included, so a debt paid off is settled too.
+Collections report a debt 30 days past due to the credit database once; they
+never suspend a credit line for it (a firm's loan is no resident's line).
 """
 
 from __future__ import annotations
@@ -27,15 +35,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.core import clock, events
 from hub.core.clock import business_date
 from hub.core.db import unit_of_work
+from hub.core.ids import new_id
+from hub.core.references import insert_new
 from hub.loans import loans
 from hub.loans.views import view_as_of
 from models.loans.tables import Loan, LoanInstalment, LoanStatus
+from models.medical.tables import Debt, DebtSource
 
 if TYPE_CHECKING:
     from hub.context import HubContext
@@ -98,7 +109,84 @@ def run_batch(
         else:
             done["back_to_active"] += 1
     session.flush()
+    sync_debts(session, [loan.id for loan in batch], as_of)
     return done
+
+
+def instalment_source(loan_id: str, n: int) -> str:
+    """The source id of a loan instalment's debt."""
+    return f"{loan_id}:{n}"
+
+
+def loan_of(source_id: str) -> str:
+    """The loan an instalment's debt source id names."""
+    return source_id.rpartition(":")[0]
+
+
+def sync_debts(session: Session, loan_ids: Sequence[str], as_of: date) -> int:
+    """Record each instalment of these loans past due on `as_of` with something
+    unpaid as a debt, and bring every unpaid debt already recorded for them in step
+    with its instalment (amount and paid); how many debts were recorded now.
+
+    Set-based: one query of the past-due instalments still unpaid or whose debt is,
+    each with its debt if it has one (by the unique source). Callers hold the
+    loans' locks, so no repayment changes the instalments meanwhile."""
+    if not loan_ids:
+        return 0
+    source = LoanInstalment.loan_id + ":" + cast(LoanInstalment.n, String)
+    rows = session.execute(
+        select(LoanInstalment, Debt)
+        .outerjoin(
+            Debt,
+            and_(Debt.source_kind == DebtSource.LOAN_INSTALMENT, Debt.source_id == source),
+        )
+        .where(
+            LoanInstalment.loan_id.in_(loan_ids),
+            LoanInstalment.due_date < as_of,
+            or_(LoanInstalment.unpaid_fen > 0, Debt.unpaid_fen > 0),
+        )
+        .order_by(LoanInstalment.loan_id, LoanInstalment.n)
+    ).all()
+    recorded = 0
+    for row, debt in rows:
+        amount = row.principal_fen + row.interest_fen
+        paid = min(row.paid_fen, amount)
+        if debt is not None:
+            if (debt.amount_fen, debt.paid_fen) != (amount, paid):
+                debt.amount_fen, debt.paid_fen = amount, paid
+            continue
+        values = {
+            "id": new_id("dbt"),
+            "source_kind": DebtSource.LOAN_INSTALMENT,
+            "source_id": instalment_source(row.loan_id, row.n),
+            "credit_line_id": None,
+            "due_date": row.due_date,
+            "amount_fen": amount,
+            "paid_fen": paid,
+            "reduced_fen": 0,
+        }
+        recorded += insert_new(session, Debt, values)
+    session.flush()
+    return recorded
+
+
+def loans_with_unpaid_debts(session: Session) -> list[str]:
+    """The loans whose instalments' debts are not paid off yet (whatever their status)."""
+    sources = session.scalars(
+        select(Debt.source_id).where(
+            Debt.source_kind == DebtSource.LOAN_INSTALMENT, Debt.unpaid_fen > 0
+        )
+    )
+    return sorted({loan_of(source) for source in sources})
+
+
+def settle_debts(session: Session, loan_ids: Sequence[str], as_of: date) -> None:
+    """Lock these loans and bring their debts in step with their schedules (for loans
+    the status run does not hold: closed ones, or before a report is made)."""
+    locked = session.scalars(
+        select(Loan.id).where(Loan.id.in_(loan_ids)).order_by(Loan.id).with_for_update()
+    ).all()
+    sync_debts(session, list(locked), as_of)
 
 
 def _announce(session: Session, loan: Loan, type_: str, as_of: date, now: datetime) -> None:
@@ -148,10 +236,15 @@ def run_day(ctx: HubContext) -> dict[str, int]:
         ids = list(
             session.scalars(select(Loan.id).where(Loan.status.in_(SERVICED)).order_by(Loan.id))
         )
+        # loans no longer serviced (closed) whose debts were not settled yet
+        settle = sorted(set(loans_with_unpaid_debts(session)) - set(ids))
     done: Counter[str] = Counter()
     for start in range(0, len(ids), BATCH):
         with unit_of_work(ctx.engine) as session:
             done.update(run_batch(session, ids[start : start + BATCH], as_of, default_after, now))
+    for start in range(0, len(settle), BATCH):
+        with unit_of_work(ctx.engine) as session:
+            settle_debts(session, settle[start : start + BATCH], as_of)
     steps = ("overdue", "defaulted", "back_to_active")
     return {"checked": len(ids), **{step: done[step] for step in steps}}
 

@@ -237,10 +237,14 @@ class Authorization(Base):
 
 
 class Debt(Base):
-    """What the resident owes the bank for one source, and when it is due.
+    """What is owed to a bank for one source, and when it is due: the shared
+    collections' unit of work.
 
-    The source is a closed visit now (a loan instalment next): at most one debt
-    per source. Unpaid = amount - paid - reduced, in Python and in SQL alike.
+    The source is a closed visit (a resident owes the bank of a credit line) or
+    a past-due loan instalment (`<loan id>:<n>`: a firm owes the loan's bank,
+    with no credit line; hub/loans/delinquency.py records it and keeps what was
+    paid in step with the schedule). At most one debt per source. Unpaid =
+    amount - paid - reduced, in Python and in SQL alike.
     """
 
     __tablename__ = "debts"
@@ -250,8 +254,9 @@ class Debt(Base):
     )
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     source_kind: Mapped[str] = mapped_column(String(16))  # DebtSource
-    source_id: Mapped[str] = mapped_column(Id)  # the visit (or instalment) owed for
-    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
+    source_id: Mapped[str] = mapped_column(String(64))  # the visit or `<loan id>:<n>`
+    # The line a visit's debt is on; None for a loan instalment (no credit line).
+    credit_line_id: Mapped[str | None] = mapped_column(ForeignKey("credit_lines.id"))
     due_date: Mapped[date] = mapped_column(Date)
     amount_fen: Mapped[int] = money("Captured at the close: the resident owes the bank.")
     paid_fen: Mapped[int] = money("Repaid by the resident to the bank.")
@@ -392,6 +397,6 @@ class CollectionStep(Base):
     __tablename__ = "collection_steps"
     debt_id: Mapped[str] = mapped_column(ForeignKey("debts.id"), primary_key=True)
     step: Mapped[str] = mapped_column(String(32), primary_key=True)
-    credit_line_id: Mapped[str] = mapped_column(ForeignKey("credit_lines.id"))
+    credit_line_id: Mapped[str | None] = mapped_column(ForeignKey("credit_lines.id"))  # the debt's
     business_date: Mapped[date] = mapped_column(Date)
     done_at: Mapped[datetime] = mapped_column(Instant)
