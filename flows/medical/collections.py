@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
+from hub.loans import collections as loan_collections
 from hub.medical import collections_run
 
 
@@ -31,7 +32,7 @@ def report_overdue() -> dict[str, int]:
 def report_loans_overdue() -> dict[str, int]:
     """Report loan instalments 30+ days past due, each once, by the firm's code."""
     ctx = hub_context()
-    return collections_run.report_loans_overdue(ctx, partner_systems(ctx.settings).bureau)
+    return loan_collections.report_overdue(ctx, partner_systems(ctx.settings).bureau)
 
 
 @flow(name="collections")

@@ -5,12 +5,9 @@ past due, a report to the credit database at 30 (settings), and reinstatement
 once nothing is overdue. Each step is recorded per debt, once, so running the
 flow twice in a day changes nothing.
 
-Debts are shared by both programmes. A visit's debt is on a resident's credit
-line and takes every step. A past-due loan instalment's debt (recorded by the
-loans' delinquency run, hub/loans/delinquency.py) is a firm's, on no credit
-line: it is only reported to the credit database at 30 days, by the firm's
-code, once. It suspends no line, and gets no reminder here: the loan's bank and
-channel hear `loan.overdue` from the delinquency run on the first day past due.
+Debts are shared by both programmes; these steps are a visit's debt's, on a
+resident's credit line. A past-due loan instalment's debt (on no line) is only
+reported, by `hub.loans.collections`.
 """
 
 from __future__ import annotations
@@ -24,9 +21,7 @@ from sqlalchemy.orm import Session
 from hub.core import events
 from hub.core.personal_data import Vault
 from hub.core.references import insert_new
-from hub.loans.delinquency import loan_of
 from hub.medical.lines import announce, line_recipients, lock_line, overdue_fen
-from models.loans.tables import Firm, Loan
 from models.medical.tables import (
     CollectionStep,
     CreditLine,
@@ -52,18 +47,6 @@ class OverdueReport:
     report_id: str  # the report's id and idempotency key at the credit database
     credit_line_id: str
     id_number: str
-    amount_fen: int
-    days_past_due: int
-
-
-@dataclass(frozen=True)
-class LoanOverdueReport:
-    """A loan instalment's debt to report to the credit database, by the firm's code."""
-
-    debt_id: str
-    report_id: str  # `overdue:<loan id>:<n>`, also the idempotency key there
-    loan_id: str
-    uscc: str
     amount_fen: int
     days_past_due: int
 
@@ -178,45 +161,7 @@ def reports_due(session: Session, vault: Vault, policy: Policy, today: date) -> 
     ]
 
 
-def loan_reports_due(session: Session, policy: Policy, today: date) -> list[LoanOverdueReport]:
-    """Loan instalments' debts at or past the report age, unpaid, not reported yet."""
-    cutoff = today - timedelta(days=policy.report_after_days)
-    done = select(CollectionStep.debt_id).where(CollectionStep.step == "reported")
-    debts = session.scalars(
-        select(Debt)
-        .where(
-            Debt.source_kind == DebtSource.LOAN_INSTALMENT,
-            Debt.unpaid_fen > 0,
-            Debt.due_date <= cutoff,
-            Debt.id.not_in(done),
-        )
-        .order_by(Debt.due_date, Debt.id)
-    ).all()
-    loan_ids = {loan_of(debt.source_id) for debt in debts}
-    firms = dict(
-        session.execute(
-            select(Loan.id, Firm.uscc)
-            .join(Firm, Firm.id == Loan.firm_id)
-            .where(Loan.id.in_(loan_ids))
-        ).all()
-    )
-    return [
-        LoanOverdueReport(
-            debt.id,
-            report_id(debt),
-            loan_id,
-            firms[loan_id],
-            debt.unpaid_fen,
-            (today - debt.due_date).days,
-        )
-        for debt in debts
-        for loan_id in [loan_of(debt.source_id)]
-    ]
-
-
-def mark_reported(
-    session: Session, report: OverdueReport | LoanOverdueReport, today: date, now: datetime
-) -> bool:
+def mark_reported(session: Session, report: OverdueReport, today: date, now: datetime) -> bool:
     debt = session.get(Debt, report.debt_id)
     assert debt is not None
     return _once(session, debt, "reported", today, now)

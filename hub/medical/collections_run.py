@@ -1,12 +1,10 @@
 """The day's collections, as the collections flow runs them: use cases over
 `collections`, with the reports to the credit database made through a port.
 
-Each report is made under a key derived from the debt (`overdue:<visit id>`,
-`overdue:<loan id>:<n>` for a loan instalment) outside any transaction, and
-recorded after the database took it: a rerun reports only what was not
-recorded, and a repeat is recorded once there. Before loan instalments are
-reported, their debts are brought in step with the schedules (a repayment may
-have come in since the delinquency run), so a debt paid meanwhile is not.
+Each report is made under a key derived from the debt (`overdue:<visit id>`)
+outside any transaction, and recorded after the database took it: a rerun
+reports only what was not recorded, and a repeat is recorded once there. (Loan
+instalments' debts are reported by `hub.loans.collections`.)
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 from hub.core import clock
 from hub.core.clock import business_date
 from hub.core.db import unit_of_work
-from hub.loans import delinquency
 from hub.medical import collections
 from models.core.partner_errors import PartnerError
 from models.core.partner_records import OverdueReceipt
@@ -34,21 +31,6 @@ class OverdueReporter(Protocol):
         *,
         report_id: str,
         id_number: str,
-        amount_fen: int,
-        days_past_due: int,
-        reported_on: dt.date,
-        idempotency_key: str,
-    ) -> OverdueReceipt: ...
-
-
-class FirmOverdueReporter(Protocol):
-    """The credit database, as far as it takes reports of a firm's overdue debt."""
-
-    def report_firm_overdue(
-        self,
-        *,
-        report_id: str,
-        uscc: str,
         amount_fen: int,
         days_past_due: int,
         reported_on: dt.date,
@@ -101,38 +83,4 @@ def report_overdue(ctx: HubContext, bureau: OverdueReporter) -> dict[str, int]:
         with unit_of_work(ctx.engine) as session:
             collections.mark_reported(session, report, reported_on, clock.now())
         counts["reported"] += 1
-    return counts
-
-
-def report_loans_overdue(ctx: HubContext, bureau: FirmOverdueReporter) -> dict[str, int]:
-    """Report loan instalments' debts past the report age to the credit database, by
-    the firm's code, each once; counts. A loan's debt never suspends a line."""
-    rules, reported_on = policy(ctx), today(ctx)
-    with unit_of_work(ctx.engine, write=False) as session:
-        loans = sorted(
-            {r.loan_id for r in collections.loan_reports_due(session, rules, reported_on)}
-        )
-    if loans:
-        with unit_of_work(ctx.engine) as session:
-            delinquency.settle_debts(session, loans, reported_on)
-    with unit_of_work(ctx.engine, write=False) as session:
-        due = collections.loan_reports_due(session, rules, reported_on)
-    counts = {"loans_reported": 0, "loans_retry_later": 0}
-    for report in due:
-        key = report.report_id
-        try:
-            bureau.report_firm_overdue(
-                report_id=key,
-                uscc=report.uscc,
-                amount_fen=report.amount_fen,
-                days_past_due=report.days_past_due,
-                reported_on=reported_on,
-                idempotency_key=key,
-            )
-        except PartnerError:
-            counts["loans_retry_later"] += 1
-            continue
-        with unit_of_work(ctx.engine) as session:
-            collections.mark_reported(session, report, reported_on, clock.now())
-        counts["loans_reported"] += 1
     return counts

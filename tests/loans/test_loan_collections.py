@@ -29,6 +29,7 @@ from hub import context
 from hub.context import HubContext
 from hub.core import clock, migrate
 from hub.core.db import get_engine, unit_of_work
+from hub.loans import collections as loan_collections
 from hub.loans import delinquency
 from hub.loans.allocation import payoff_fen
 from hub.loans.views import instalments, states
@@ -208,12 +209,12 @@ def test_a_loan_debt_is_reported_at_30_days_once_and_suspends_no_line(scene: Sce
         delinquency.run_day(scene.ctx)
         taken = collections_run.take_steps(scene.ctx)
         assert taken == {"reminder_before": 0, "reminder_after": 0, "suspended": 0, "reinstated": 0}
-        assert collections_run.report_loans_overdue(scene.ctx, bureau)["loans_reported"] == 0
+        assert loan_collections.report_overdue(scene.ctx, bureau)["loans_reported"] == 0
         assert w.get("b1", f"/v1/credit-lines/{w.ids['line']}").json()["status"] == status
     assert reports(scene) == [] and steps(w) == set()
 
     clock.set_now(noon(3, 30))  # 30 days past the 28 February due date
-    done = collections_run.report_loans_overdue(scene.ctx, bureau)
+    done = loan_collections.report_overdue(scene.ctx, bureau)
     assert done == {"loans_reported": 1, "loans_retry_later": 0}
     assert reports(scene) == [
         {
@@ -227,7 +228,7 @@ def test_a_loan_debt_is_reported_at_30_days_once_and_suspends_no_line(scene: Sce
     assert steps(w) == {(debt_ids(w)[f"{loan}:1"], "reported")}
     clock.set_now(noon(4, 1))
     delinquency.run_day(scene.ctx)
-    assert collections_run.report_loans_overdue(scene.ctx, bureau)["loans_reported"] == 0
+    assert loan_collections.report_overdue(scene.ctx, bureau)["loans_reported"] == 0
     assert len(reports(scene)) == 1
     # the medical line was never touched, nor told anything
     assert w.get("b1", f"/v1/credit-lines/{w.ids['line']}").json() == line_before
@@ -246,7 +247,7 @@ def test_a_debt_paid_since_the_delinquency_run_is_not_reported(scene: Scene) -> 
     assert debts(w)[f"{loan}:1"][4] == owed(first)
     repay(w, loan, owed(first) + 2_000, "R1")  # the bank reports the payment at 08:00
     bureau = partner_systems(scene.ctx.settings).bureau
-    assert collections_run.report_loans_overdue(scene.ctx, bureau)["loans_reported"] == 0
+    assert loan_collections.report_overdue(scene.ctx, bureau)["loans_reported"] == 0
     assert reports(scene) == [] and debts(w)[f"{loan}:1"][4] == 0
 
 
@@ -269,13 +270,13 @@ def test_an_unreachable_database_is_asked_again_on_the_next_run(scene: Scene) ->
     clock.set_now(noon(3, 30))
     delinquency.run_day(scene.ctx)
     down = _Down(failures=1)
-    assert collections_run.report_loans_overdue(scene.ctx, down) == {
+    assert loan_collections.report_overdue(scene.ctx, down) == {
         "loans_reported": 0,
         "loans_retry_later": 1,
     }
     assert steps(w) == set()
-    assert collections_run.report_loans_overdue(scene.ctx, down)["loans_reported"] == 1
-    assert collections_run.report_loans_overdue(scene.ctx, down)["loans_reported"] == 0
+    assert loan_collections.report_overdue(scene.ctx, down)["loans_reported"] == 1
+    assert loan_collections.report_overdue(scene.ctx, down)["loans_reported"] == 0
     assert down.calls == 2 and steps(w) == {(debt_ids(w)[f"{loan}:1"], "reported")}
 
 
@@ -378,11 +379,11 @@ def test_racing_delinquency_runs_and_a_report_record_each_debt_once(
         jobs: list[Callable[[], Any]] = [
             lambda: delinquency.run_day(ctx),
             lambda: delinquency.run_day(ctx),
-            lambda: collections_run.report_loans_overdue(ctx, bureau),
+            lambda: loan_collections.report_overdue(ctx, bureau),
         ]
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(run, jobs))
-        collections_run.report_loans_overdue(ctx, bureau)  # whatever the race left
+        loan_collections.report_overdue(ctx, bureau)  # whatever the race left
 
         assert set(debts(world)) == {f"{loan}:{n}" for loan in loans for n in (1, 2)}
         assert sorted(bureau.calls) == sorted(f"overdue:{loan}:1" for loan in loans)
