@@ -164,7 +164,7 @@ def pay_out(world: World) -> None:
         body = {
             "amount_fen": loan.body["principal_fen"],
             "bank_txn_id": world.ref(firm.bank_code or "BANK", "L"),
-            "disbursed_at": world.now().isoformat(timespec="seconds"),
+            "disbursed_at": world.now().isoformat(),  # to the microsecond: just after the approval
         }
         if (
             world.post("disburse", f"/loans/{firm.loan_id}/disbursements", key or "", body).status
@@ -213,7 +213,7 @@ def repay_due(world: World, only_one: bool = False) -> None:
             body = {
                 "amount_fen": amount,
                 "bank_txn_id": world.ref(firm.bank_code or "BANK", "R"),
-                "paid_at": world.now().isoformat(timespec="seconds"),
+                "paid_at": world.now().isoformat(),
             }
             if (
                 world.post(
