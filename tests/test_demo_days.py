@@ -60,6 +60,10 @@ def test_three_days_settle_each_night_and_the_books_balance(
         assert d["settled_fen"] == d["captured_fen"] - d["refunded_fen"]
         assert d["open_mismatches"] == 0  # the hospitals' and banks' lists agree
     assert sum(d["repaid_fen"] for d in days) > 0
+    # Loans: the channel's firms apply, the banks' desks answer, accepted loans are paid out.
+    assert sum(d["applications"] for d in days) == 3 * 2  # --firms-per-day defaults to 2
+    assert sum(d["loans"] for d in days) > 0 and sum(d["lent_fen"] for d in days) > 0
+    assert "credit-easy loans" in result.output
     demo_home = home / "demo-days"
     assert (demo_home / "credithub.db").exists()
     assert not (home / "credithub.db").exists()  # the hub's own database is left alone
