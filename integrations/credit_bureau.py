@@ -41,21 +41,9 @@ class CreditBureauClient(PartnerClient):
         idempotency_key: str,
     ) -> OverdueReceipt:
         """Report a debt past due; a repeat with the same key or report id is recorded once."""
-        body = {
-            "report_id": report_id,
-            "id_number": id_number,
-            "amount_fen": amount_fen,
-            "days_past_due": days_past_due,
-            "reported_on": reported_on.isoformat(),
-        }
-        return self._call(
-            "report_overdue",
-            "POST",
-            "/reports/overdue",
-            _RECEIPT,
-            body=body,
-            idempotency_key=idempotency_key,
-        )
+        debtor = {"id_number": id_number}
+        return self._report(report_id, debtor, amount_fen, days_past_due, reported_on,
+                            idempotency_key)  # fmt: skip
 
     def report_firm_overdue(
         self,
@@ -69,9 +57,22 @@ class CreditBureauClient(PartnerClient):
     ) -> OverdueReceipt:
         """Report a firm's debt past due (a loan instalment), by its credit code; a
         repeat with the same key or report id is recorded once."""
+        debtor = {"uscc": uscc}
+        return self._report(report_id, debtor, amount_fen, days_past_due, reported_on,
+                            idempotency_key)  # fmt: skip
+
+    def _report(
+        self,
+        report_id: str,
+        debtor: dict[str, str],
+        amount_fen: int,
+        days_past_due: int,
+        reported_on: dt.date,
+        idempotency_key: str,
+    ) -> OverdueReceipt:
         body = {
             "report_id": report_id,
-            "uscc": uscc,
+            **debtor,
             "amount_fen": amount_fen,
             "days_past_due": days_past_due,
             "reported_on": reported_on.isoformat(),

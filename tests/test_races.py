@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import httpx
 import pytest
 
 from hub.settings import Settings
 from tests.conftest import ID_NUMBERS, World, make_world
 from tests.live import live_server
+from tests.racing import race_posts
 
 pytestmark = pytest.mark.pg
 RACERS = 64
-
-
-def _race(
-    base: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]]
-) -> list[httpx.Response]:
-    """Send all requests at once (a barrier releases them together)."""
-    barrier = threading.Barrier(len(requests))
-
-    def send(item: tuple[str, dict[str, Any], dict[str, str]]) -> httpx.Response:
-        path, body, headers = item
-        with httpx.Client(base_url=base, timeout=60) as client:
-            barrier.wait()
-            return client.post(path, json=body, headers=headers)
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        return list(pool.map(send, requests))
 
 
 def _open_visit(world: World) -> str:
@@ -52,7 +33,7 @@ def test_racing_holds_never_exceed_the_limit(pg_settings: Settings) -> None:
     with world.client:
         visit = _open_visit(world)
         with live_server(pg_settings) as base:
-            responses = _race(
+            responses = race_posts(
                 base,
                 [
                     (
@@ -84,7 +65,7 @@ def test_a_replay_storm_of_one_key_makes_one_effect(pg_settings: Settings) -> No
         visit = _open_visit(world)
         headers = world.headers("h1", "storm-key")
         with live_server(pg_settings) as base:
-            responses = _race(
+            responses = race_posts(
                 base,
                 [
                     (
@@ -113,7 +94,7 @@ def test_racing_references_make_one_object(pg_settings: Settings) -> None:
     with world.client:
         visit = _open_visit(world)
         with live_server(pg_settings) as base:
-            responses = _race(
+            responses = race_posts(
                 base,
                 [
                     (

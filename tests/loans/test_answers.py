@@ -4,9 +4,7 @@ product; acceptance takes one offer, lapses the rest and makes one loan."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -26,6 +24,7 @@ from tests.loans.application_stage import (
     later,
     stage,
 )
+from tests.racing import race
 
 __all__ = ["stage"]
 
@@ -144,16 +143,7 @@ def test_an_expired_offer_cannot_be_accepted(stage: Stage) -> None:
 
 
 def _race(base: str, requests: list[Callable[[httpx.Client], httpx.Response]]) -> list[int]:
-    barrier = threading.Barrier(len(requests))
-
-    def send(request: Callable[[httpx.Client], httpx.Response]) -> httpx.Response:
-        with httpx.Client(base_url=base, timeout=60) as client:
-            barrier.wait()
-            return request(client)
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        responses = list(pool.map(send, requests))
-    return sorted(r.status_code for r in responses)
+    return sorted(r.status_code for r in race(base, requests))
 
 
 ON_POSTGRESQL = pytest.mark.parametrize(

@@ -4,9 +4,7 @@ loan of the claiming bank; racing claims on PostgreSQL never pay twice or overdr
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ from models.loans.tables import LoanStatus
 from tests.conftest import World, make_world
 from tests.live import live_server
 from tests.loans.fund_world import fund_books_agree, make_loan
+from tests.racing import race_posts
 
 CLAIMS = "/v1/risk-compensation/claims"
 
@@ -126,17 +125,8 @@ RACERS = 16
 
 
 def _race(base: str, calls: list[tuple[str, dict[str, Any]]]) -> list[httpx.Response]:
-    """POST every claim at once (a barrier releases them together)."""
-    barrier = threading.Barrier(len(calls))
-
-    def send(call: tuple[str, dict[str, Any]]) -> httpx.Response:
-        loan_id, headers = call
-        with httpx.Client(base_url=base, timeout=60) as client:
-            barrier.wait()
-            return client.post(CLAIMS, json={"loan_id": loan_id}, headers=headers)
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(send, calls))
+    """POST every claim at once."""
+    return race_posts(base, [(CLAIMS, {"loan_id": loan}, headers) for loan, headers in calls])
 
 
 @pytest.mark.pg

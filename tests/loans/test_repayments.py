@@ -4,13 +4,10 @@ loan, the fund's share after a claim, racing repayments, and the books."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -25,6 +22,7 @@ from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.live import live_server
 from tests.loans.factory import approved_loan, defaulted_loan, disbursed_loan
+from tests.racing import race_posts
 
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January in Shanghai
 # The schedule of 1,200,000 fen at 600 bps over 12 months (test_disbursement.py):
@@ -34,22 +32,6 @@ T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January in Shanghai
 
 def shanghai_noon(month: int, day: int, year: int = 2026) -> datetime:
     return datetime(year, month, day, 4, 0, tzinfo=UTC)
-
-
-def race(
-    base: str, requests: list[tuple[str, dict[str, Any], dict[str, str]]]
-) -> list[httpx.Response]:
-    """Send all requests at once over real HTTP (a barrier releases them together)."""
-    barrier = threading.Barrier(len(requests))
-
-    def send(item: tuple[str, dict[str, Any], dict[str, str]]) -> httpx.Response:
-        path, body, headers = item
-        with httpx.Client(base_url=base, timeout=60) as client:
-            barrier.wait()
-            return client.post(path, json=body, headers=headers)
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        return list(pool.map(send, requests))
 
 
 def repay(
@@ -259,7 +241,7 @@ def test_racing_repayments_on_one_loan_are_applied_one_after_another(
         paid_at = clock.now().isoformat()
         racers = 16
         with live_server(pg_settings) as base:
-            responses = race(
+            responses = race_posts(
                 base,
                 [
                     (
