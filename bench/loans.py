@@ -487,11 +487,11 @@ REPAY_LABELS = {"trivial": "trivial endpoint", "bare": "bare repayment",
 
 
 def paid_out_loans(settings: Settings, count: int) -> tuple[str, list[tuple[str, str]]]:
-    """`count` loans of one bank, paid out 10 days ago; (the bank's key, [(loan, bank)])."""
+    """`count` loans of one bank, paid out now; (the bank's key, [(loan, bank)])."""
     engine = get_engine(settings)
     world = new_world(settings, ["LB1"])
     load_loans(engine, world["LCH"], [world["LB1"]], count, 10_000_000_00, None)
-    paid_out = clock.now() - timedelta(days=10)
+    paid_out = clock.now()
     with unit_of_work(engine) as session:
         ids = list(session.scalars(text("SELECT id FROM loans ORDER BY id")))
         for loan_id in ids:
