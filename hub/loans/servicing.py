@@ -232,9 +232,11 @@ def _allocate(
             "paid_at is before the loan was paid out",
             errors=[FieldError("paid_at", f"before the payout on {loan.disbursed_on}")],
         )
-    connection = session.connection()
-    before = [InstalmentState(*row) for row in connection.execute(_SCHEDULE, {"loan": loan.id})]
-    as_of = connection.scalar(_LATEST_PAID_ON, {"loan": loan.id, "paid_on": paid_on}) or paid_on
+    rows = session.connection().execute(_SCHEDULE, {"loan": loan.id, "paid_on": paid_on}).all()
+    before = [InstalmentState(*row[:5]) for row in rows]
+    # The date to allocate on: the payment's, unless a later-dated repayment was already
+    # applied (a late report is applied as of that date; allocation.py).
+    as_of = (rows[0][5] if rows else None) or paid_on
     return before, allocate_repayment(before, amount_fen, as_of, loan.annual_rate_bps)
 
 
@@ -265,7 +267,9 @@ def _write_schedule(
 
 
 # Built once: the repayment is the bank's hot path (see hub/core/ledger.py).
-_instalments = table_of(LoanInstalment)
+_instalments, _repayments = table_of(LoanInstalment), table_of(LoanRepayment)
+# The schedule, each row carrying the latest date of the loan's repayments dated after
+# `paid_on` (one uncorrelated subquery, evaluated once): one round trip for both.
 _SCHEDULE = (
     select(
         _instalments.c.n,
@@ -273,13 +277,15 @@ _SCHEDULE = (
         _instalments.c.principal_fen,
         _instalments.c.interest_fen,
         _instalments.c.paid_fen,
+        select(func.max(_repayments.c.paid_on))
+        .where(
+            _repayments.c.loan_id == bindparam("loan"),
+            _repayments.c.paid_on > bindparam("paid_on"),
+        )
+        .scalar_subquery(),
     )
     .where(_instalments.c.loan_id == bindparam("loan"))
     .order_by(_instalments.c.n)
-)
-_LATEST_PAID_ON = select(func.max(table_of(LoanRepayment).c.paid_on)).where(
-    table_of(LoanRepayment).c.loan_id == bindparam("loan"),
-    table_of(LoanRepayment).c.paid_on > bindparam("paid_on"),
 )
 _WRITE_INSTALMENT = (
     update(_instalments)
@@ -287,8 +293,8 @@ _WRITE_INSTALMENT = (
     .values(principal_fen=bindparam("p"), interest_fen=bindparam("i"), paid_fen=bindparam("paid"))
 )
 _SET_FUND_SHARE = (
-    update(table_of(LoanRepayment))
-    .where(table_of(LoanRepayment).c.id == bindparam("repayment"))
+    update(_repayments)
+    .where(_repayments.c.id == bindparam("repayment"))
     .values(fund_share_fen=bindparam("share"))
 )
 
