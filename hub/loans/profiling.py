@@ -203,8 +203,9 @@ class _Market:
     """What a chunk's decisions share, read when first needed: whether offers are
     paused, the active products, and the banks' ids by code."""
 
-    def __init__(self, session: Session, settings: Settings):
+    def __init__(self, session: Session, settings: Settings, now: datetime):
         self._session, self._settings = session, settings
+        self.respond_by = respond_by(now, settings)  # the same for every decision of the chunk
         self._paused: bool | None = None
         self._products: list[matching.Product] | None = None
         self._bank_ids: dict[str, str] | None = None
@@ -252,18 +253,36 @@ def _decide_chunk(
     ).all()
     firms = {a.firm_id for a in applications.values()}
     session.scalars(select(Firm).where(Firm.id.in_(firms))).all()
-    market = _Market(session, ctx.settings)
+    market = _Market(session, ctx.settings, now)
     results: dict[str, Done | Exception] = {}
+    todo: list[tuple[LoanApplication, Looked]] = []
     for item in chunk:
         application = applications.get(item.waiting.application_id)
-        amount = item.waiting.amount_fen
         if application is None or application.status != ApplicationStatus.PROFILING:
             results[item.waiting.application_id] = Done(Outcome.ALREADY_DECIDED, 0)
-            continue
+        else:
+            todo.append((application, item))
+    # The whole chunk at once, written in one flush at the end (nothing a decision
+    # reads depends on another's writes). Should any decision fail, the chunk is
+    # undone and decided again one application per savepoint, so that only the
+    # failing one is left out.
+    try:
+        with session.begin_nested(), session.no_autoflush:
+            decided = {
+                application.id: Done(
+                    _decide(session, ctx, market, application, item, now),
+                    item.waiting.amount_fen,
+                )
+                for application, item in todo
+            }
+        return results | decided
+    except Exception:  # undone: decided again below, one by one, each failure its own result
+        pass
+    for application, item in todo:
         try:
             with session.begin_nested():
                 outcome = _decide(session, ctx, market, application, item, now)
-            results[application.id] = Done(outcome, amount)
+            results[application.id] = Done(outcome, item.waiting.amount_fen)
         except Exception as exc:  # one bad application must not undo the others
             results[application.id] = exc
     return results
@@ -311,7 +330,7 @@ def _decide(
     banks = matching.banks_to_offer(market.products, request, consented)
     if not banks:
         return _decline(session, application, DeclineReason.NO_MATCHING_PRODUCT, now)
-    _open(session, ctx, application, [market.bank_ids[code] for code in banks], now)
+    _open(session, application, [market.bank_ids[code] for code in banks], market.respond_by, now)
     return Outcome.OFFERED
 
 
@@ -327,17 +346,16 @@ def respond_by(now: datetime, settings: Settings) -> datetime:
 
 def _open(
     session: Session,
-    ctx: HubContext,
     application: LoanApplication,
     bank_ids: list[str],
+    answer_by: datetime,
     now: datetime,
 ) -> None:
     application.status = ApplicationStatus.OPEN
     application.opened_at = now
-    application.respond_by = respond_by(now, ctx.settings)
+    application.respond_by = answer_by
     for bank_id in bank_ids:
         session.add(ApplicationBank(application_id=application.id, bank_id=bank_id, offered_at=now))
-    session.flush()
     # One event to every bank offered to: just opened, the application has no offer
     # yet, so each bank's view of it (the profile, its own offers) is the same.
     data = view(session, application, Viewer(bank_ids[0], "bank"), now)
