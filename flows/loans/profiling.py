@@ -26,6 +26,7 @@ from hub.core.money import yuan
 from hub.loans import profiling
 
 CONCURRENCY = 16  # credit-database calls in flight at once
+CHUNK = 50  # applications decided in one transaction
 
 
 @task(name="applications-to-profile")
@@ -38,8 +39,8 @@ def profile_batch(application_ids: list[str]) -> list[tuple[str, int]]:
     """Take each application of the batch as far as it goes: (outcome, amount asked).
 
     The waiting ones are read at once; the credit database is asked about them
-    CONCURRENCY at a time (each call waits on it); then the decisions are made a
-    chunk of applications per transaction (hub.loans.profiling.decide).
+    CONCURRENCY at a time (each call waits on it); then the decisions are made,
+    CHUNK applications per transaction (hub.loans.profiling.decide).
     """
     ctx = hub_context()
     partners = partner_systems(ctx.settings)
@@ -52,13 +53,9 @@ def profile_batch(application_ids: list[str]) -> list[tuple[str, int]]:
             failed[item.application_id] = exc
             return None
 
-    waiting = profiling.waiting(ctx, application_ids)
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-        looked = [done for done in pool.map(ask, waiting) if done is not None]
-    decided: dict[str, profiling.Done | Exception] = {
-        **failed,
-        **profiling.decide(ctx, looked, clock.now),
-    }
+        looked = [a for a in pool.map(ask, profiling.waiting(ctx, application_ids)) if a]
+    decided = profiling.decide(ctx, looked, clock.now, chunk=CHUNK) | failed
     results = []
     for application_id in application_ids:
         done = decided.get(application_id, profiling.Done(profiling.Outcome.ALREADY_DECIDED, 0))
@@ -86,7 +83,7 @@ def summary(counts: Counter[str], amounts: Counter[str]) -> str:
 @flow(name="loan-profiling", log_prints=False)
 @runs_as_of
 def profile_applications(
-    batch_size: int = 200, max_batches: int = 100, as_of: date | None = None
+    batch_size: int = 500, max_batches: int = 100, as_of: date | None = None
 ) -> dict[str, int]:
     """Profile and match every application waiting, a batch at a time."""
     counts: Counter[str] = Counter()
