@@ -116,8 +116,10 @@ def bare_repayment(
             "entry": new_id("je"), "debit": f"bank:{bank}:loan_receipts",
             "credit": f"bank:{bank}:interest_earned", "a": amount, "id": repayment_id, "now": now,
         })  # fmt: skip
-    return 201, {"repayment_id": repayment_id, "loan_id": loan, "amount_fen": amount,
-                 "current_interest_fen": amount, "outstanding_principal_fen": outstanding}  # fmt: skip
+    return 201, {
+        "repayment_id": repayment_id, "loan_id": loan, "amount_fen": amount,
+        "current_interest_fen": amount, "outstanding_principal_fen": outstanding,
+    }  # fmt: skip
 
 
 def create_bench_app() -> FastAPI:

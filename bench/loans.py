@@ -141,7 +141,8 @@ def submit_applications(settings: Settings, channel_id: str, count: int, chunk: 
             return [
                 applications.submit(session, vault, channel_id=channel_id, now=now,
                     ask=applications.Ask(
-                        uscc=uscc(n), firm_name=f"压测企业{n}", amount_fen=50_000_00 + n % 50 * 10_000_00,
+                        uscc=uscc(n), firm_name=f"压测企业{n}",
+                        amount_fen=50_000_00 + n % 50 * 10_000_00,
                         term_months=(6, 12, 24)[n % 3], purpose="working capital",
                         granted_at=now - timedelta(minutes=1), expires_at=now + timedelta(days=90),
                         banks=["*"]),
@@ -162,7 +163,7 @@ def run_profiling_flow(settings: Settings, count: int, batch_size: int | None
 
     ctx = context.use(settings)
     size = {} if batch_size is None else {"batch_size": batch_size}
-    batches = count // (batch_size or 200) + 2
+    batches = count + 1  # more than enough: the flow stops when none is left
     with RoundTrips(ctx.engine).counting() as trips:
         started = time.perf_counter()
         totals = profile_applications(max_batches=batches, **size)
@@ -288,6 +289,7 @@ def bench_profiling(args: argparse.Namespace, load: float) -> dict[str, Any]:
 
 # Loans n = lo..hi, each with its firm, consent, accepted application and offer, at
 # bank n mod banks; grade A for n mod 10 in 0-3, B 4-7, C 8, D 9 (80% eligible).
+BANK_OF_N = "(CAST(:banks AS text[]))[1 + n % cardinality(CAST(:banks AS text[]))]"
 LOAD_LOANS = [
     text("""
 INSERT INTO firms (id, uscc, name, created_at)
@@ -306,19 +308,19 @@ INSERT INTO loan_applications (id, firm_id, channel_id, consent_id, amount_fen, 
 SELECT 'lap_' || lpad(n::text, 26, '0'), 'firm_' || lpad(n::text, 26, '0'), :channel,
        'cns_' || lpad(n::text, 26, '0'), :principal, 36, 'bench', 'accepted', :now, :now, :now
   FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS n"""),
-    text("""
+    text(f"""
 INSERT INTO loan_offers (id, application_id, bank_id, product_code, amount_fen, annual_rate_bps,
                          term_months, status, expires_at, created_at)
 SELECT 'lof_' || lpad(n::text, 26, '0'), 'lap_' || lpad(n::text, 26, '0'),
-       (CAST(:banks AS text[]))[1 + n % array_length(CAST(:banks AS text[]), 1)], 'bench', :principal,
+       {BANK_OF_N}, 'bench', :principal,
        400 + n % 5 * 100, 36, 'accepted', :now + interval '7 days', :now
   FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS n"""),
-    text("""
+    text(f"""
 INSERT INTO loans (id, application_id, offer_id, bank_id, channel_id, firm_id, grade,
                    principal_fen, annual_rate_bps, term_months, status,
                    outstanding_principal_fen, days_past_due, created_at)
 SELECT 'loan_' || lpad(n::text, 26, '0'), 'lap_' || lpad(n::text, 26, '0'),
-       'lof_' || lpad(n::text, 26, '0'), (CAST(:banks AS text[]))[1 + n % array_length(CAST(:banks AS text[]), 1)],
+       'lof_' || lpad(n::text, 26, '0'), {BANK_OF_N},
        :channel, 'firm_' || lpad(n::text, 26, '0'),
        CASE WHEN n % 10 < 4 THEN 'A' WHEN n % 10 < 8 THEN 'B' WHEN n % 10 = 8 THEN 'C' ELSE 'D' END,
        :principal, 400 + n % 5 * 100, 36, 'approved', 0, 0, :now
@@ -326,7 +328,7 @@ SELECT 'loan_' || lpad(n::text, 26, '0'), 'lap_' || lpad(n::text, 26, '0'),
 ]
 
 # The month's repayments: one per loan, a second for every 4th, in the month's days.
-LOAD_REPAYMENTS = text("""
+LOAD_REPAYMENTS = text(f"""
 INSERT INTO loan_repayments (id, loan_id, bank_id, bank_txn_id, amount_fen, overdue_interest_fen,
        overdue_principal_fen, current_interest_fen, current_principal_fen, early_principal_fen,
        fund_share_fen, outstanding_after_fen, paid_at, paid_on, created_at)
@@ -335,7 +337,7 @@ SELECT 'lrp_' || lpad((k * 10000000 + l.n)::text, 26, '0'), l.id, l.bank_id,
        l.interest - CASE WHEN k = 2 THEN 500 ELSE 0 END, 30000, 0, 0, 0,
        l.paid_on + time '10:00', l.paid_on, :now
   FROM (SELECT n, 'loan_' || lpad(n::text, 26, '0') AS id,
-               (CAST(:banks AS text[]))[1 + n % array_length(CAST(:banks AS text[]), 1)] AS bank_id,
+               {BANK_OF_N} AS bank_id,
                1000 + (n * 7919) % 49000 AS interest,
                CAST(:first AS date) + CAST(n % :days AS int) AS paid_on
           FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS n) AS l
@@ -529,7 +531,8 @@ def check_repayment_books(settings: Settings) -> list[str]:
             "    + early_principal_fen), 0) FROM loan_repayments r WHERE r.loan_id = loans.id))"
         )).one()  # fmt: skip
         bare = conn.scalar(text(
-            "SELECT coalesce(sum(amount_fen), 0) FROM loan_repayments WHERE bank_txn_id LIKE 'bare-%'"
+            "SELECT coalesce(sum(amount_fen), 0) FROM loan_repayments"
+            " WHERE bank_txn_id LIKE 'bare-%'"
         ))  # fmt: skip
     problems = []
     if on_instalments != paid + bare:
@@ -573,8 +576,10 @@ def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
                 cpu = None if before is None or after is None else after - before
                 r = parse_wrk(out, endpoint, clients, cpu)
                 results.append(r)
-                say(f"{'':>32}{r.rps:8.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
-                    f"  failed {r.non_2xx + r.socket_errors}  server CPU {r.server_cpu_ms} ms/req")
+                say(
+                    f"{'':>32}{r.rps:8.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
+                    f"  failed {r.non_2xx + r.socket_errors}  server CPU {r.server_cpu_ms} ms/req"
+                )
     finally:
         stop_server(server)
     problems = check_repayment_books(settings)
@@ -644,8 +649,10 @@ def main() -> None:
             print(f"  [{'met' if met else 'MISSED'}] {target}")
         for problem in part["problems"]:
             print(f"    {problem}")
-    summary["setup"] = {"database": "PostgreSQL", "cpus": os.cpu_count(),
-                        "at": datetime.now().astimezone().isoformat(timespec="seconds")}  # fmt: skip
+    summary["setup"] = {
+        "database": "PostgreSQL", "cpus": os.cpu_count(),
+        "at": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }  # fmt: skip
     path = OUT / "loans.json"
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
     print(f"\nwritten to {path.relative_to(ROOT)}")
