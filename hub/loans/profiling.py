@@ -306,6 +306,7 @@ def _decide(
     except consent.ConsentNotValid:
         return _decline(session, application, DeclineReason.CONSENT_EXPIRED, now)
     record = item.record
+    profile: Profile | None = None
     if application.profile is None:
         if record is None:  # refused before asking, yet valid now: ask on the next run
             return Outcome.POSTPONED
@@ -319,7 +320,8 @@ def _decide(
         application.profile = profile.model_dump(mode="json")
     if market.paused:
         return Outcome.PAUSED
-    profile = Profile.model_validate(application.profile)
+    if profile is None:  # profiled on an earlier run (offers were paused then)
+        profile = Profile.model_validate(application.profile)
     request = matching.Request(
         score=profile.score,
         industry=profile.industry,
