@@ -162,11 +162,13 @@ def run_profiling_flow(settings: Settings, count: int, batch_size: int | None
     from hub import context
 
     ctx = context.use(settings)
-    size = {} if batch_size is None else {"batch_size": batch_size}
     batches = count + 1  # more than enough: the flow stops when none is left
     with RoundTrips(ctx.engine).counting() as trips:
         started = time.perf_counter()
-        totals = profile_applications(max_batches=batches, **size)
+        if batch_size is None:
+            totals = profile_applications(max_batches=batches)
+        else:
+            totals = profile_applications(batch_size=batch_size, max_batches=batches)
         seconds = time.perf_counter() - started
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
