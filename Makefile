@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/authorizations.py
 	$(BIN)/python bench/enrollments.py
 	$(BIN)/python bench/settlement.py
+	$(BIN)/python bench/loans.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,14 @@
   with the conditional UPDATE and the two INSERTs (authorization, ledger legs),
   raw SQL on the app's own engine, run in the threadpool like the real handler.
   No auth, no idempotency, no ORM.
+- ``/bench/bare-repayment`` is a loan repayment with nothing around it (for
+  bench/loans.py): one pooled transaction with the repayment's writes — the
+  loan's conditional UPDATE (which locks it, as the real one does), the current
+  instalment's UPDATE, the repayment's INSERT and its two ledger legs — for a
+  repayment that pays current interest only, as the benchmark's do. No auth, no
+  idempotency, no ORM, no allocation rules.
 
-Run by bench/authorizations.py as
+Run by bench/authorizations.py and bench/loans.py as
 ``uvicorn bench.bench_app:create_bench_app --factory`` (settings from CREDITHUB_*).
 """
 
@@ -65,6 +71,57 @@ def bare_hold(engine: Engine, body: dict[str, Any], now: datetime) -> tuple[int,
     return 201, {"authorization_id": auth_id, "status": "held", "amount_fen": amount}
 
 
+_REPAY_LOAN = text(
+    "UPDATE loans SET days_past_due = 0 WHERE id = :loan AND bank_id = :bank"
+    " AND status IN ('active', 'overdue', 'defaulted') RETURNING outstanding_principal_fen"
+)
+_PAY_INSTALMENT = text(
+    "UPDATE loan_instalments SET paid_fen = paid_fen + :a WHERE loan_id = :loan AND n ="
+    " (SELECT min(n) FROM loan_instalments WHERE loan_id = :loan AND due_date >= :paid_on)"
+)
+_INSERT_REPAYMENT = text(
+    "INSERT INTO loan_repayments (id, loan_id, bank_id, bank_txn_id, amount_fen,"
+    " overdue_interest_fen, overdue_principal_fen, current_interest_fen, current_principal_fen,"
+    " early_principal_fen, fund_share_fen, outstanding_after_fen, paid_at, paid_on, created_at)"
+    " VALUES (:id, :loan, :bank, :txn, :a, 0, 0, :a, 0, 0, 0, :outstanding, :paid_at, :paid_on,"
+    " :now)"
+)
+_INSERT_REPAYMENT_LEGS = text(
+    "INSERT INTO ledger_postings (entry_id, account, amount_fen, kind, ref, created_at) VALUES"
+    " (:entry, :debit, :a, 'loan_repayment', :id, :now),"
+    " (:entry, :credit, -CAST(:a AS BIGINT), 'loan_repayment', :id, :now)"
+)
+
+
+def bare_repayment(
+    engine: Engine, body: dict[str, Any], now: datetime, zone: str
+) -> tuple[int, dict[str, Any]]:
+    """One transaction, four statements: the irreducible writes of a repayment."""
+    amount, loan, bank = body["amount_fen"], body["loan_id"], body["bank_id"]
+    paid_at = datetime.fromisoformat(body["paid_at"])
+    paid_on = clock.business_date(paid_at, zone)
+    repayment_id = new_id("lrp")
+    with engine.begin() as conn:
+        outstanding = conn.execute(_REPAY_LOAN, {"loan": loan, "bank": bank}).scalar()
+        if outstanding is None:
+            conn.rollback()
+            return 404, {"error": "not_found"}
+        conn.execute(_PAY_INSTALMENT, {"a": amount, "loan": loan, "paid_on": paid_on})
+        conn.execute(_INSERT_REPAYMENT, {
+            "id": repayment_id, "loan": loan, "bank": bank, "txn": body["bank_txn_id"],
+            "a": amount, "outstanding": outstanding, "paid_at": paid_at, "paid_on": paid_on,
+            "now": now,
+        })  # fmt: skip
+        conn.execute(_INSERT_REPAYMENT_LEGS, {
+            "entry": new_id("je"), "debit": f"bank:{bank}:loan_receipts",
+            "credit": f"bank:{bank}:interest_earned", "a": amount, "id": repayment_id, "now": now,
+        })  # fmt: skip
+    return 201, {
+        "repayment_id": repayment_id, "loan_id": loan, "amount_fen": amount,
+        "current_interest_fen": amount, "outstanding_principal_fen": outstanding,
+    }  # fmt: skip
+
+
 def create_bench_app() -> FastAPI:
     settings = get_settings()
     app = create_app(settings)
@@ -78,6 +135,13 @@ def create_bench_app() -> FastAPI:
     async def bare(request: Request) -> Response:
         body = json.loads(await request.body())
         status, payload = await run_in_threadpool(bare_hold, engine, body, clock.now())
+        return JSONResponse(payload, status_code=status)
+
+    @app.post("/bench/bare-repayment", include_in_schema=False)
+    async def bare_repay(request: Request) -> Response:
+        body = json.loads(await request.body())
+        zone = settings.business_timezone
+        status, payload = await run_in_threadpool(bare_repayment, engine, body, clock.now(), zone)
         return JSONResponse(payload, status_code=status)
 
     return app

@@ -1,8 +1,9 @@
 """The loan-profiling flow: profile and match the applications being profiled,
 in batches (polling; `profiling_interval_seconds`).
 
-Tasks are coarse — one a batch — and inside a batch applications run
-concurrently, since each waits on the credit database. Safe to rerun at any
+Tasks are coarse — one a batch. Inside a batch the credit database is asked
+about the applications concurrently, since each call waits on it, and the
+decisions are then made a chunk per transaction. Safe to rerun at any
 point: an application is decided once, and once profiled the database is not
 asked about it again. The artifact counts applications by outcome, with the
 amounts asked for in yuan; it names no firm and shows nothing of its record.
@@ -25,6 +26,7 @@ from hub.core.money import yuan
 from hub.loans import profiling
 
 CONCURRENCY = 16  # credit-database calls in flight at once
+CHUNK = 50  # applications decided in one transaction
 
 
 @task(name="applications-to-profile")
@@ -34,20 +36,35 @@ def due_applications(limit: int, after: str | None) -> list[str]:
 
 @task(name="profile-and-match")
 def profile_batch(application_ids: list[str]) -> list[tuple[str, int]]:
-    """Take each application of the batch as far as it goes: (outcome, amount asked)."""
+    """Take each application of the batch as far as it goes: (outcome, amount asked).
+
+    The waiting ones are read at once; the credit database is asked about them
+    CONCURRENCY at a time (each call waits on it); then the decisions are made,
+    CHUNK applications per transaction (hub.loans.profiling.decide).
+    """
     ctx = hub_context()
     partners = partner_systems(ctx.settings)
+    failed: dict[str, Exception] = {}
 
-    def one(application_id: str) -> tuple[str, int]:
+    def ask(item: profiling.Waiting) -> profiling.Looked | None:
         try:
-            done = profiling.process(ctx, partners, application_id, clock.now)
-            return str(done.outcome), done.amount_fen  # a plain str in logs
+            return profiling.look_up(ctx, partners, item, clock.now)
         except Exception as exc:  # one bad application must not stop the batch
-            get_run_logger().error("application %s failed: %s", application_id, type(exc).__name__)
-            return f"error:{type(exc).__name__}", 0
+            failed[item.application_id] = exc
+            return None
 
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-        return list(pool.map(one, application_ids))
+        looked = [a for a in pool.map(ask, profiling.waiting(ctx, application_ids)) if a]
+    decided = profiling.decide(ctx, looked, clock.now, chunk=CHUNK) | failed
+    results = []
+    for application_id in application_ids:
+        done = decided.get(application_id, profiling.Done(profiling.Outcome.ALREADY_DECIDED, 0))
+        if isinstance(done, Exception):
+            get_run_logger().error("application %s failed: %s", application_id, type(done).__name__)
+            results.append((f"error:{type(done).__name__}", 0))
+        else:
+            results.append((str(done.outcome), done.amount_fen))  # a plain str in logs
+    return results
 
 
 def summary(counts: Counter[str], amounts: Counter[str]) -> str:
@@ -66,7 +83,7 @@ def summary(counts: Counter[str], amounts: Counter[str]) -> str:
 @flow(name="loan-profiling", log_prints=False)
 @runs_as_of
 def profile_applications(
-    batch_size: int = 200, max_batches: int = 100, as_of: date | None = None
+    batch_size: int = 500, max_batches: int = 100, as_of: date | None = None
 ) -> dict[str, int]:
     """Profile and match every application waiting, a batch at a time."""
     counts: Counter[str] = Counter()

@@ -20,7 +20,7 @@ a conditional change of a `profiling` row, so a rerun never offers twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -38,7 +38,7 @@ from hub.loans.applications import Viewer, view
 from hub.loans.profile import Profile, build_profile, screen_firm
 from models.core.partner_errors import PartnerError
 from models.core.partner_records import FirmRecord
-from models.core.tables import Partner
+from models.core.tables import Consent, Partner
 from models.loans.tables import (
     ApplicationBank,
     ApplicationStatus,
@@ -95,7 +95,9 @@ def due(ctx: HubContext, limit: int, after: str | None = None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Waiting:
+    """An application waiting to be profiled, as read before any partner is asked."""
+
     application_id: str
     uscc: str
     consent_id: str
@@ -103,75 +105,208 @@ class _Pending:
     profiled: bool
 
 
-def _pending(session: Session, application_id: str) -> _Pending | None:
-    row = session.execute(
-        select(LoanApplication, Firm.uscc)
-        .join(Firm, Firm.id == LoanApplication.firm_id)
-        .where(
-            LoanApplication.id == application_id,
-            LoanApplication.status == ApplicationStatus.PROFILING,
+@dataclass(frozen=True)
+class Looked:
+    """A waiting application and what the credit database said: the record, UNKNOWN,
+    None when the consent refused the lookup (decided under the consent as it stands
+    then), or `postponed` when the database failed (asked again on the next run)."""
+
+    waiting: Waiting
+    record: FirmRecord | bureau.Unknown | None
+    postponed: bool = False
+
+
+def waiting(ctx: HubContext, application_ids: Sequence[str]) -> list[Waiting]:
+    """Those of the applications still being profiled, in one read (by id)."""
+    if not application_ids:
+        return []
+    with unit_of_work(ctx.engine, write=False) as session:
+        rows = session.execute(
+            select(
+                LoanApplication.id,
+                Firm.uscc,
+                LoanApplication.consent_id,
+                LoanApplication.amount_fen,
+                LoanApplication.profile,  # read, not tested in SQL: a JSON null is None too
+            )
+            .join(Firm, Firm.id == LoanApplication.firm_id)
+            .where(
+                LoanApplication.id.in_(application_ids),
+                LoanApplication.status == ApplicationStatus.PROFILING,
+            )
+            .order_by(LoanApplication.id)
         )
-    ).first()
-    if row is None:
-        return None
-    application, uscc = row
-    return _Pending(
-        application.id,
-        uscc,
-        application.consent_id,
-        application.amount_fen,
-        application.profile is not None,
-    )
+        return [
+            Waiting(app_id, uscc, consent_id, amount, profiled=profile is not None)
+            for app_id, uscc, consent_id, amount, profile in rows
+        ]
+
+
+def look_up(
+    ctx: HubContext, partners: Directory, item: Waiting, clock: Callable[[], datetime]
+) -> Looked:
+    """The firm's record under its consent, unless the application has its profile
+    already (then the database is not asked again). No transaction is held open."""
+    if item.profiled:
+        return Looked(item, None)
+    try:
+        record = bureau.look_up_firm(
+            ctx.engine,
+            ctx.vault,
+            partners.bureau,
+            uscc=item.uscc,
+            consent_id=item.consent_id,
+            requested_by=REQUESTED_BY,
+            validity=timedelta(hours=ctx.settings.bureau_lookup_validity_hours),
+            clock=clock,
+        )
+    except consent.ConsentNotValid:
+        return Looked(item, None)  # decided below, under the consent as it stands then
+    except PartnerError:
+        return Looked(item, None, postponed=True)
+    return Looked(item, record)
+
+
+def decide(
+    ctx: HubContext, looked: Sequence[Looked], clock: Callable[[], datetime], chunk: int = 50
+) -> dict[str, Done | Exception]:
+    """The decisions, `chunk` applications a transaction: each application locked
+    as `profiling` (in id order, so concurrent runs never deadlock) and decided in
+    a savepoint of its own, so that one failing leaves the others decided (its
+    exception is its result). What every decision of a chunk reads — the overdue
+    ratio, the products, the banks — is read once for the chunk."""
+    results: dict[str, Done | Exception] = {}
+    for item in looked:
+        if item.postponed:
+            results[item.waiting.application_id] = Done(Outcome.POSTPONED, item.waiting.amount_fen)
+    todo = sorted((i for i in looked if not i.postponed), key=lambda i: i.waiting.application_id)
+    for start in range(0, len(todo), chunk):
+        with unit_of_work(ctx.engine) as session:
+            results.update(_decide_chunk(session, ctx, todo[start : start + chunk], clock()))
+    return results
 
 
 def process(
     ctx: HubContext, partners: Directory, application_id: str, clock: Callable[[], datetime]
 ) -> Done:
     """Take one application as far as it goes now: declined, open, or still profiling."""
-    with unit_of_work(ctx.engine, write=False) as session:
-        pending = _pending(session, application_id)
-    if pending is None:
+    found = waiting(ctx, [application_id])
+    if not found:
         return Done(Outcome.ALREADY_DECIDED, 0)
-    record: FirmRecord | bureau.Unknown | None = None
-    if not pending.profiled:
-        try:
-            record = bureau.look_up_firm(
-                ctx.engine,
-                ctx.vault,
-                partners.bureau,
-                uscc=pending.uscc,
-                consent_id=pending.consent_id,
-                requested_by=REQUESTED_BY,
-                validity=timedelta(hours=ctx.settings.bureau_lookup_validity_hours),
-                clock=clock,
+    result = decide(ctx, [look_up(ctx, partners, found[0], clock)], clock)[application_id]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+class _Market:
+    """What a chunk's decisions share, read when first needed: whether offers are
+    paused, the active products, and the banks' ids by code."""
+
+    def __init__(self, session: Session, settings: Settings, now: datetime):
+        self._session, self._settings = session, settings
+        self.respond_by = respond_by(now, settings)  # the same for every decision of the chunk
+        self._paused: bool | None = None
+        self._products: list[matching.Product] | None = None
+        self._bank_ids: dict[str, str] | None = None
+
+    @property
+    def paused(self) -> bool:
+        if self._paused is None:
+            principal = loans.portfolio_principal(self._session)
+            self._paused = policy.offers_paused(*principal, self._settings.overdue_stop_bps)
+        return self._paused
+
+    @property
+    def products(self) -> list[matching.Product]:
+        if self._products is None:
+            self._products = products.active_products(self._session)
+        return self._products
+
+    @property
+    def bank_ids(self) -> dict[str, str]:
+        if self._bank_ids is None:
+            rows = self._session.execute(
+                select(Partner.code, Partner.id).where(Partner.kind == "bank")
             )
-        except consent.ConsentNotValid:
-            record = None  # decided below, under the consent as it stands then
-        except PartnerError:
-            return Done(Outcome.POSTPONED, pending.amount_fen)
-    with unit_of_work(ctx.engine) as session:
-        return Done(_decide(session, ctx, pending, record, clock()), pending.amount_fen)
+            self._bank_ids = {code: partner_id for code, partner_id in rows}
+        return self._bank_ids
+
+
+def _decide_chunk(
+    session: Session, ctx: HubContext, chunk: Sequence[Looked], now: datetime
+) -> dict[str, Done | Exception]:
+    ids = [i.waiting.application_id for i in chunk]
+    applications = {
+        a.id: a
+        for a in session.scalars(
+            select(LoanApplication)
+            .where(LoanApplication.id.in_(ids))
+            .order_by(LoanApplication.id)
+            .with_for_update()
+        )
+    }
+    # Into the session's identity map, so the consent checks and the views below read
+    # them without a query each.
+    session.scalars(
+        select(Consent).where(Consent.id.in_({a.consent_id for a in applications.values()}))
+    ).all()
+    firms = {a.firm_id for a in applications.values()}
+    session.scalars(select(Firm).where(Firm.id.in_(firms))).all()
+    market = _Market(session, ctx.settings, now)
+    results: dict[str, Done | Exception] = {}
+    todo: list[tuple[LoanApplication, Looked]] = []
+    for item in chunk:
+        application = applications.get(item.waiting.application_id)
+        if application is None or application.status != ApplicationStatus.PROFILING:
+            results[item.waiting.application_id] = Done(Outcome.ALREADY_DECIDED, 0)
+        else:
+            todo.append((application, item))
+    # The whole chunk at once, written in one flush at the end (nothing a decision
+    # reads depends on another's writes). Should any decision fail, the chunk is
+    # undone and decided again one application per savepoint, so that only the
+    # failing one is left out.
+    try:
+        with session.begin_nested(), session.no_autoflush:
+            decided = {
+                application.id: Done(
+                    _decide(session, ctx, market, application, item, now),
+                    item.waiting.amount_fen,
+                )
+                for application, item in todo
+            }
+        return results | decided
+    except Exception:  # undone: decided again below, one by one, each failure its own result
+        pass
+    for application, item in todo:
+        try:
+            with session.begin_nested():
+                outcome = _decide(session, ctx, market, application, item, now)
+            results[application.id] = Done(outcome, item.waiting.amount_fen)
+        except Exception as exc:  # one bad application must not undo the others
+            results[application.id] = exc
+    return results
 
 
 def _decide(
     session: Session,
     ctx: HubContext,
-    pending: _Pending,
-    record: FirmRecord | bureau.Unknown | None,
+    market: _Market,
+    application: LoanApplication,
+    item: Looked,
     now: datetime,
 ) -> Outcome:
-    """The decision, in one transaction, on the application locked as `profiling`."""
+    """The decision on the application, locked as `profiling`."""
     settings = ctx.settings
-    application = session.get(LoanApplication, pending.application_id, with_for_update=True)
-    if application is None or application.status != ApplicationStatus.PROFILING:
-        return Outcome.ALREADY_DECIDED
-    subject = ctx.vault.lookup_hash(pending.uscc)
+    subject = ctx.vault.lookup_hash(item.waiting.uscc)
     try:
         granted = consent.require(
             session, application.consent_id, subject, bureau.PURPOSE_BUSINESS_LOAN, now
         )
     except consent.ConsentNotValid:
         return _decline(session, application, DeclineReason.CONSENT_EXPIRED, now)
+    record = item.record
+    profile: Profile | None = None
     if application.profile is None:
         if record is None:  # refused before asking, yet valid now: ask on the next run
             return Outcome.POSTPONED
@@ -183,9 +318,10 @@ def _decide(
             record, business_date(now, settings.business_timezone), settings.scorecard
         )
         application.profile = profile.model_dump(mode="json")
-    if policy.offers_paused(*loans.portfolio_principal(session), settings.overdue_stop_bps):
+    if market.paused:
         return Outcome.PAUSED
-    profile = Profile.model_validate(application.profile)
+    if profile is None:  # profiled on an earlier run (offers were paused then)
+        profile = Profile.model_validate(application.profile)
     request = matching.Request(
         score=profile.score,
         industry=profile.industry,
@@ -193,10 +329,10 @@ def _decide(
         term_months=application.term_months,
     )
     consented = list((granted.scope or {}).get("banks", []))
-    banks = matching.banks_to_offer(products.active_products(session), request, consented)
+    banks = matching.banks_to_offer(market.products, request, consented)
     if not banks:
         return _decline(session, application, DeclineReason.NO_MATCHING_PRODUCT, now)
-    _open(session, ctx, application, banks, now)
+    _open(session, application, [market.bank_ids[code] for code in banks], market.respond_by, now)
     return Outcome.OFFERED
 
 
@@ -212,30 +348,20 @@ def respond_by(now: datetime, settings: Settings) -> datetime:
 
 def _open(
     session: Session,
-    ctx: HubContext,
     application: LoanApplication,
-    bank_codes: list[str],
+    bank_ids: list[str],
+    answer_by: datetime,
     now: datetime,
 ) -> None:
     application.status = ApplicationStatus.OPEN
     application.opened_at = now
-    application.respond_by = respond_by(now, ctx.settings)
-    bank_ids = dict(
-        session.execute(
-            select(Partner.code, Partner.id).where(
-                Partner.code.in_(bank_codes), Partner.kind == "bank"
-            )
-        ).all()
-    )
-    for code in bank_codes:
-        session.add(
-            ApplicationBank(application_id=application.id, bank_id=bank_ids[code], offered_at=now)
-        )
-    session.flush()
-    for code in bank_codes:
-        bank_id = bank_ids[code]
-        data = view(session, application, Viewer(bank_id, "bank"), now)
-        events.emit(session, "loan_application.offered", data, [bank_id], now)
+    application.respond_by = answer_by
+    for bank_id in bank_ids:
+        session.add(ApplicationBank(application_id=application.id, bank_id=bank_id, offered_at=now))
+    # One event to every bank offered to: just opened, the application has no offer
+    # yet, so each bank's view of it (the profile, its own offers) is the same.
+    data = view(session, application, Viewer(bank_ids[0], "bank"), now)
+    events.emit(session, "loan_application.offered", data, bank_ids, now)
 
 
 def _decline(

@@ -17,8 +17,9 @@ Ledger (hub/loans/accounts.py):
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,11 +27,11 @@ from hub.core import ledger
 from hub.core.clock import as_utc, business_date
 from hub.core.errors import Conflict, DuplicateReference, FieldError, Invalid, not_found
 from hub.core.ids import new_id
-from hub.core.references import insert_or_replay
+from hub.core.references import insert_new, replay
 from hub.loans import accounts, fund
-from hub.loans.allocation import Allocation, allocate_repayment, days_past_due
+from hub.loans.allocation import Allocation, InstalmentState, allocate_repayment, days_past_due
 from hub.loans.schedule import annuity_schedule
-from hub.loans.views import instalments, states
+from models.core.tables import table_of
 from models.loans.tables import Loan, LoanInstalment, LoanRepayment, LoanStatus
 
 
@@ -141,57 +142,58 @@ def repay(
     """The firm repaid the bank: allocated overdue interest, overdue principal,
     current interest, current principal, then early principal, as of the business
     date it was paid (or of the latest repayment already applied, when reported
-    late: repayments apply in date order). Returns the repayment and whether it is new."""
+    late: repayments apply in date order). Returns the repayment and whether it is new.
+
+    The hot path of loan servicing, so it does only what it must with the loan
+    locked: the schedule read and written as plain rows, the allocation worked
+    out first and the repayment inserted once with it (a clash on the bank's
+    reference is a replay, answered as `references.insert_or_replay` does), the
+    fund asked for its share only on a defaulted loan (the only kind with a
+    claim: a loan stays defaulted until it is closed). The repayment returned is
+    the row as inserted (not attached to the session).
+    """
     loan = lock_loan(session, loan_id, bank_id)
     paid_on = business_date(paid_at, zone)
-    repayment, new = insert_or_replay(
-        session,
-        LoanRepayment,
-        {
-            "id": new_id("lrp"),
-            "loan_id": loan.id,
-            "bank_id": bank_id,
-            "bank_txn_id": bank_txn_id,
-            "amount_fen": amount_fen,
-            "overdue_interest_fen": 0,
-            "overdue_principal_fen": 0,
-            "current_interest_fen": 0,
-            "current_principal_fen": 0,
-            "early_principal_fen": 0,
-            "fund_share_fen": 0,
-            "outstanding_after_fen": 0,
-            "paid_at": paid_at,
-            "paid_on": paid_on,
-            "created_at": now,
-        },
-        reference=("bank_id", "bank_txn_id"),
-        request=("loan_id", "amount_fen", "paid_at"),
-    )
-    if not new:
-        return repayment, False
-    if loan.status == LoanStatus.APPROVED:
-        raise Conflict(f"loan {loan.id} has not been paid out yet", code="loan_not_disbursed")
-    if loan.status == LoanStatus.CLOSED:
-        raise Conflict(f"loan {loan.id} is repaid and closed", code="loan_closed")
-    assert loan.disbursed_on is not None  # every loan past approved was paid out
-    if paid_on < loan.disbursed_on:
-        raise Invalid(
-            "paid_at is before the loan was paid out",
-            errors=[FieldError("paid_at", f"before the payout on {loan.disbursed_on}")],
-        )
-    rows = instalments(session, loan.id)
-    allocation = allocate_repayment(
-        states(rows), amount_fen, _applied_as_of(session, loan.id, paid_on), loan.annual_rate_bps
-    )
-    _apply(rows, allocation)
+    values: dict[str, Any] = {
+        "id": new_id("lrp"),
+        "loan_id": loan.id,
+        "bank_id": bank_id,
+        "bank_txn_id": bank_txn_id,
+        "amount_fen": amount_fen,
+        "fund_share_fen": 0,
+        "paid_at": paid_at,
+        "paid_on": paid_on,
+        "created_at": now,
+    }
+    try:
+        before, allocation = _allocate(session, loan, amount_fen, paid_on)
+    except (Conflict, Invalid):
+        earlier = _replayed(session, values)  # a repeat is answered, not refused
+        if earlier is not None:
+            return earlier, False
+        raise
     principal = (
         allocation.overdue_principal_fen
         + allocation.current_principal_fen
         + allocation.early_principal_fen
     )
     interest = allocation.overdue_interest_fen + allocation.current_interest_fen
+    values.update(
+        overdue_interest_fen=allocation.overdue_interest_fen,
+        overdue_principal_fen=allocation.overdue_principal_fen,
+        current_interest_fen=allocation.current_interest_fen,
+        current_principal_fen=allocation.current_principal_fen,
+        early_principal_fen=allocation.early_principal_fen,
+        outstanding_after_fen=loan.outstanding_principal_fen - principal,
+    )
+    if not insert_new(session, LoanRepayment, values):
+        earlier = _replayed(session, values)
+        if earlier is None:  # the row clashed, but not on the reference: a programming error
+            raise RuntimeError(f"repayment {values['id']} clashed, but not on bank_txn_id")
+        return earlier, False
+    repayment = LoanRepayment(**values)
+    _write_schedule(session, loan.id, before, allocation)
     loan.outstanding_principal_fen -= principal
-    _record(repayment, allocation, loan.outstanding_principal_fen)
     ledger.post(
         session,
         "loan_repayment",
@@ -205,43 +207,96 @@ def repay(
     )
     # After a claim the fund paid part of the unpaid principal, so it shares in the
     # principal recovered (not in interest, which it never covered).
-    repayment.fund_share_fen = fund.share_recovery(session, loan, principal, repayment.id, now)
+    if loan.status == LoanStatus.DEFAULTED:
+        share = fund.share_recovery(session, loan, principal, repayment.id, now)
+        if share:
+            session.execute(_SET_FUND_SHARE, {"repayment": repayment.id, "share": share})
+            repayment.fund_share_fen = share
     _settle_status(loan, allocation, business_date(now, zone), now)
     session.flush()
     return repayment, True
 
 
-def _applied_as_of(session: Session, loan_id: str, paid_on: date) -> date:
-    """The date to allocate on: the payment's, unless a later-dated repayment was
-    already applied (a late report is applied as of that date; allocation.py)."""
-    latest = session.scalar(
-        select(func.max(LoanRepayment.paid_on)).where(
-            LoanRepayment.loan_id == loan_id, LoanRepayment.paid_on > paid_on
+def _allocate(
+    session: Session, loan: Loan, amount_fen: int, paid_on: date
+) -> tuple[list[InstalmentState], Allocation]:
+    """The schedule before, and the repayment's allocation over it; refuses a loan that
+    cannot take it (Conflict) or a date or amount it cannot (Invalid, Overpayment)."""
+    if loan.status == LoanStatus.APPROVED:
+        raise Conflict(f"loan {loan.id} has not been paid out yet", code="loan_not_disbursed")
+    if loan.status == LoanStatus.CLOSED:
+        raise Conflict(f"loan {loan.id} is repaid and closed", code="loan_closed")
+    assert loan.disbursed_on is not None  # every loan past approved was paid out
+    if paid_on < loan.disbursed_on:
+        raise Invalid(
+            "paid_at is before the loan was paid out",
+            errors=[FieldError("paid_at", f"before the payout on {loan.disbursed_on}")],
         )
+    rows = session.connection().execute(_SCHEDULE, {"loan": loan.id, "paid_on": paid_on}).all()
+    before = [InstalmentState(*row[:5]) for row in rows]
+    # The date to allocate on: the payment's, unless a later-dated repayment was already
+    # applied (a late report is applied as of that date; allocation.py).
+    as_of = (rows[0][5] if rows else None) or paid_on
+    return before, allocate_repayment(before, amount_fen, as_of, loan.annual_rate_bps)
+
+
+def _replayed(session: Session, values: dict[str, Any]) -> LoanRepayment | None:
+    """The repayment already reported under this reference, if this repeats it
+    (`DuplicateReference` if the reference named another repayment)."""
+    return replay(
+        session,
+        LoanRepayment,
+        {"bank_id": values["bank_id"], "bank_txn_id": values["bank_txn_id"]},
+        {name: values[name] for name in ("loan_id", "amount_fen", "paid_at")},
     )
-    return latest or paid_on
 
 
-def _apply(rows: list[LoanInstalment], allocation: Allocation) -> None:
-    """Write the schedule after the repayment (paid amounts, and the re-amortised
-    future instalments after an early repayment) onto the stored instalments."""
-    after = {i.n: i for i in allocation.instalments}
-    for row in rows:
-        state = after[row.n]
-        row.principal_fen, row.interest_fen, row.paid_fen = (
-            state.principal_fen,
-            state.interest_fen,
-            state.paid_fen,
+def _write_schedule(
+    session: Session, loan_id: str, before: list[InstalmentState], allocation: Allocation
+) -> None:
+    """The instalments the repayment changed (paid amounts, and the re-amortised
+    future instalments after an early repayment), one UPDATE for them all."""
+    was = {i.n: i for i in before}
+    changed = [
+        {"loan": loan_id, "k": i.n, "p": i.principal_fen, "i": i.interest_fen, "paid": i.paid_fen}
+        for i in allocation.instalments
+        if i != was[i.n]
+    ]
+    if changed:
+        session.connection().execute(_WRITE_INSTALMENT, changed)
+
+
+# Built once: the repayment is the bank's hot path (see hub/core/ledger.py).
+_instalments, _repayments = table_of(LoanInstalment), table_of(LoanRepayment)
+# The schedule, each row carrying the latest date of the loan's repayments dated after
+# `paid_on` (one uncorrelated subquery, evaluated once): one round trip for both.
+_SCHEDULE = (
+    select(
+        _instalments.c.n,
+        _instalments.c.due_date,
+        _instalments.c.principal_fen,
+        _instalments.c.interest_fen,
+        _instalments.c.paid_fen,
+        select(func.max(_repayments.c.paid_on))
+        .where(
+            _repayments.c.loan_id == bindparam("loan"),
+            _repayments.c.paid_on > bindparam("paid_on"),
         )
-
-
-def _record(repayment: LoanRepayment, allocation: Allocation, outstanding_fen: int) -> None:
-    repayment.overdue_interest_fen = allocation.overdue_interest_fen
-    repayment.overdue_principal_fen = allocation.overdue_principal_fen
-    repayment.current_interest_fen = allocation.current_interest_fen
-    repayment.current_principal_fen = allocation.current_principal_fen
-    repayment.early_principal_fen = allocation.early_principal_fen
-    repayment.outstanding_after_fen = outstanding_fen
+        .scalar_subquery(),
+    )
+    .where(_instalments.c.loan_id == bindparam("loan"))
+    .order_by(_instalments.c.n)
+)
+_WRITE_INSTALMENT = (
+    update(_instalments)
+    .where(_instalments.c.loan_id == bindparam("loan"), _instalments.c.n == bindparam("k"))
+    .values(principal_fen=bindparam("p"), interest_fen=bindparam("i"), paid_fen=bindparam("paid"))
+)
+_SET_FUND_SHARE = (
+    update(_repayments)
+    .where(_repayments.c.id == bindparam("repayment"))
+    .values(fund_share_fen=bindparam("share"))
+)
 
 
 def _settle_status(loan: Loan, allocation: Allocation, today: date, now: datetime) -> None:

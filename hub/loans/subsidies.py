@@ -20,20 +20,35 @@ twice and instructs only what is not instructed yet.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    case,
+    cast,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub.core import clock, events, ledger, references
+from hub.core import clock
 from hub.core.db import unit_of_work
 from hub.core.ids import new_id
 from hub.core.pagination import Page, newest_first
-from hub.loans import accounts, policy
+from hub.loans import accounts
 from models.core.partner_errors import PartnerError, PartnerRejected
-from models.core.tables import Partner
+from models.core.tables import Event, EventStatus, Instant, LedgerPosting, Partner, table_of
 from models.loans.fund_schemas import SubsidyPayout
 from models.loans.tables import Firm, Loan, LoanRepayment, Subsidy, SubsidyStatus
 
@@ -119,76 +134,213 @@ def listed(
 def grant_month(
     session: Session, month: Month, grades: list[str], points_bps: int, now: dt.datetime
 ) -> int:
-    """Grant the month's subsidies not granted yet (set-based: one aggregate of the
-    month's repayments per loan); how many were granted now."""
-    interest = LoanRepayment.overdue_interest_fen + LoanRepayment.current_interest_fen
-    rows = session.execute(
+    """Grant the month's subsidies not granted yet; how many were granted now.
+
+    Set-based, three statements whatever the number of loans: the subsidies
+    (one aggregate of the month's repayments per loan, the rule worked out in
+    SQL), then their ledger entries, then their `subsidy.granted` events, each an
+    INSERT ... SELECT. The run's rows share an id prefix (`_Run`), so the second
+    and third statements read back exactly the subsidies this run inserted. A run
+    racing this one cannot grant a loan's month twice: the unique key (loan,
+    month) decides, and the loser's insert skips the row (ON CONFLICT DO NOTHING),
+    so it posts no entry and sends no event for it.
+    """
+    connection = session.connection()
+    dialect, run = connection.dialect.name, _Run.new()
+    connection.execute(_insert_subsidies(dialect, run, month, grades, points_bps, now))
+    # Counted back rather than read from rowcount, which an INSERT ... SELECT does not
+    # always report through SQLAlchemy (-1 on psycopg).
+    count = int(connection.scalar(select(func.count()).where(run.subsidies())) or 0)
+    if count:
+        connection.execute(_insert_entries(run, now))
+        connection.execute(_insert_events(dialect, run, now))
+    return count
+
+
+# The statements of grant_month. Ids are made in SQL as hub.core.ids makes them in
+# Python: a run's ids start with a new id's first 18 characters (its millisecond and
+# 40 random bits) and end with the row's number in 8 base-32 characters, so they are
+# unique, sort by creation time, and keep the shape of every other id.
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # hub.core.ids'
+_NUMBER_CHARS = 8  # up to 32**8 rows a run
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The id prefixes of one run's rows: subsidies, ledger entries, events, and the
+    events' rows for the channel and for the bank."""
+
+    subsidy: str
+    entry: str
+    event: str
+    to_channel: str
+    to_bank: str
+
+    @classmethod
+    def new(cls) -> _Run:
+        def prefix(kind: str) -> str:
+            return new_id(kind)[:-_NUMBER_CHARS]
+
+        return cls(prefix("sub"), prefix("je"), prefix("evt"), prefix("evd"), prefix("evd"))
+
+    def subsidies(self) -> ColumnElement[bool]:
+        """This run's subsidies (ids of one shape compare alike in any collation)."""
+        return Subsidy.id.between(
+            self.subsidy + _ALPHABET[0] * _NUMBER_CHARS,
+            self.subsidy + _ALPHABET[-1] * _NUMBER_CHARS,
+        )
+
+    def number_of(self, subsidy_id: Any) -> ColumnElement[str]:
+        """The row number part of a subsidy's id: its entry's and its event's too."""
+        return func.substr(subsidy_id, len(self.subsidy) + 1, _NUMBER_CHARS)
+
+
+def _numbered(k: ColumnElement[int]) -> ColumnElement[str]:
+    """`k` as `_NUMBER_CHARS` base-32 characters, most significant first."""
+    chars = [
+        func.substr(literal(_ALPHABET), cast(k // 32**i % 32 + 1, Integer), 1)
+        for i in reversed(range(_NUMBER_CHARS))
+    ]
+    return functools.reduce(lambda a, b: a.concat(b), chars)
+
+
+def _json_object(dialect: str, pairs: dict[str, Any]) -> ColumnElement[Any]:
+    builder = func.json_build_object if dialect == "postgresql" else func.json_object
+    return builder(*(part for key, value in pairs.items() for part in (literal(key), value)))
+
+
+def _json_false(dialect: str) -> ColumnElement[Any]:
+    return false() if dialect == "postgresql" else func.json("false")
+
+
+def _json_value(dialect: str, column: Any) -> ColumnElement[Any]:
+    """A stored JSON column inside a built object (SQLite keeps it as text)."""
+    return column if dialect == "postgresql" else func.json(column)
+
+
+def _insert_subsidies(
+    dialect: str, run: _Run, month: Month, grades: list[str], points_bps: int, now: dt.datetime
+) -> Any:
+    """The month's eligible loans not granted yet, with their amount by `policy.subsidy_amount`:
+    floor(interest × min(points, rate) / rate), integer division of non-negative integers."""
+    interest = cast(
+        func.sum(LoanRepayment.overdue_interest_fen + LoanRepayment.current_interest_fen),
+        BigInteger,
+    )
+    rate = Loan.annual_rate_bps
+    points = case((rate < points_bps, rate), else_=literal(points_bps, Integer))
+    per_loan = (
         select(
-            Loan.id,
+            Loan.id.label("loan_id"),
             Loan.bank_id,
             Loan.channel_id,
             Loan.grade,
-            Loan.annual_rate_bps,
-            func.sum(interest),
+            rate.label("rate"),
+            interest.label("paid"),
+            (interest * points // rate).label("amount"),
+            func.row_number(type_=BigInteger).over(order_by=Loan.id).label("k"),
         )
         .join(LoanRepayment, LoanRepayment.loan_id == Loan.id)
         .where(
             LoanRepayment.paid_on >= month.first,
             LoanRepayment.paid_on < month.after,
+            # A loan's firm passed the dishonesty check at its profile (module docstring).
             Loan.grade.in_(grades),
+            rate > 0,
             ~select(Subsidy.id)
             .where(Subsidy.loan_id == Loan.id, Subsidy.month == month.label)
             .exists(),
         )
-        .group_by(Loan.id, Loan.bank_id, Loan.channel_id, Loan.grade, Loan.annual_rate_bps)
-        .order_by(Loan.id)
+        .group_by(Loan.id, Loan.bank_id, Loan.channel_id, Loan.grade, rate)
+        .subquery()
     )
-    granted = 0
-    for loan_id, bank_id, channel_id, grade, rate, paid in rows:
-        # A loan's firm passed the dishonesty check at its profile: see the module's docstring.
-        if not policy.subsidy_eligible(grade, dishonest=False, grades=grades):
-            continue
-        amount = policy.subsidy_amount(int(paid), rate, points_bps)
-        if amount == 0:
-            continue
-        rule = {
-            "rule": RULE,
-            "formula": FORMULA,
-            "grade": grade,
-            "dishonest": False,
-            "interest_paid_fen": int(paid),
-            "annual_rate_bps": rate,
-            "points_bps": points_bps,
-            "amount_fen": amount,
-        }
-        subsidy = Subsidy(
-            id=new_id("sub"),
-            loan_id=loan_id,
-            bank_id=bank_id,
-            channel_id=channel_id,
-            month=month.label,
-            interest_paid_fen=int(paid),
-            amount_fen=amount,
-            rule=rule,
-            status=SubsidyStatus.GRANTED,
-            created_at=now,
+    rule = _json_object(
+        dialect,
+        {
+            "rule": literal(RULE),
+            "formula": literal(FORMULA),
+            "grade": per_loan.c.grade,
+            "dishonest": _json_false(dialect),
+            "interest_paid_fen": per_loan.c.paid,
+            "annual_rate_bps": per_loan.c.rate,
+            "points_bps": literal(points_bps, Integer),
+            "amount_fen": per_loan.c.amount,
+        },
+    )
+    rows = select(
+        literal(run.subsidy).concat(_numbered(per_loan.c.k)),
+        per_loan.c.loan_id,
+        per_loan.c.bank_id,
+        per_loan.c.channel_id,
+        literal(month.label),
+        per_loan.c.paid,
+        per_loan.c.amount,
+        rule,
+        literal(str(SubsidyStatus.GRANTED)),
+        literal(now, Instant),
+    ).where(per_loan.c.amount > 0)
+    columns = ["id", "loan_id", "bank_id", "channel_id", "month", "interest_paid_fen",
+               "amount_fen", "rule", "status", "created_at"]  # fmt: skip
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table_of(Subsidy))
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["loan_id", "month"])
+    )
+
+
+def _insert_entries(run: _Run, now: dt.datetime) -> Any:
+    """Each subsidy's entry: Dr subsidies:granted / Cr bank:{B}:subsidies_due, balanced."""
+    before, after = accounts.bank_subsidies_due("\0").split("\0")
+    entry = literal(run.entry).concat(run.number_of(Subsidy.id))
+    common = (literal("subsidy_grant"), Subsidy.id, literal(now, Instant))
+    debit = select(entry, literal(accounts.SUBSIDIES_GRANTED), Subsidy.amount_fen, *common)
+    credit = select(
+        entry, literal(before).concat(Subsidy.bank_id).concat(after), -Subsidy.amount_fen, *common
+    )
+    legs = union_all(debit.where(run.subsidies()), credit.where(run.subsidies()))
+    columns = ["entry_id", "account", "amount_fen", "kind", "ref", "created_at"]
+    return insert(table_of(LedgerPosting)).from_select(columns, legs)
+
+
+def _insert_events(dialect: str, run: _Run, now: dt.datetime) -> Any:
+    """`subsidy.granted` with `view(subsidy)` to the loan's channel and bank, each that
+    has a webhook URL (as `events.emit` queues them): one event id, a row per recipient."""
+    number = run.number_of(Subsidy.id)
+    payload = _json_object(
+        dialect,
+        {
+            "subsidy_id": Subsidy.id,
+            "loan_id": Subsidy.loan_id,
+            "month": Subsidy.month,
+            "interest_paid_fen": Subsidy.interest_paid_fen,
+            "amount_fen": Subsidy.amount_fen,
+            "rule": _json_value(dialect, Subsidy.rule),
+            "status": Subsidy.status,
+        },
+    )
+    row_id = case(
+        (Partner.id == Subsidy.channel_id, literal(run.to_channel)), else_=literal(run.to_bank)
+    ).concat(number)
+    rows = (
+        select(
+            row_id,
+            literal(run.event).concat(number),
+            literal("subsidy.granted"),
+            Partner.id,
+            payload,
+            literal(str(EventStatus.PENDING)),
+            literal(0, Integer),
+            literal(now, Instant),
+            literal(now, Instant),
         )
-        values = {c.key: getattr(subsidy, c.key) for c in Subsidy.__table__.columns}
-        # A run racing this one may have granted it meanwhile: the unique key decides.
-        if not references.insert_new(session, Subsidy, values):
-            continue
-        ledger.transfer(
-            session,
-            "subsidy_grant",
-            subsidy.id,
-            accounts.SUBSIDIES_GRANTED,
-            accounts.bank_subsidies_due(bank_id),
-            amount,
-            now,
-        )
-        events.emit(session, "subsidy.granted", view(subsidy), [channel_id, bank_id], now)
-        granted += 1
-    return granted
+        .join(Partner, Partner.id.in_([Subsidy.channel_id, Subsidy.bank_id]))
+        .where(run.subsidies(), Partner.webhook_url.is_not(None))
+    )
+    columns = ["id", "event_id", "type", "partner_id", "payload", "status", "attempts",
+               "next_attempt_at", "created_at"]  # fmt: skip
+    return insert(table_of(Event)).from_select(columns, rows)
 
 
 def orders(session: Session) -> list[Order]:

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from flows.loans.profiling import profile_applications
+from flows.partners import partner_systems
+from hub import context
+from hub.core import clock
 from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault
+from hub.loans import profiling
 from models.core.tables import BureauLookup
 from models.loans.tables import ApplicationBank, Loan, LoanApplication, LoanStatus
 from tests.conftest import latest_artifact
@@ -249,3 +254,39 @@ def test_the_flow_profiles_every_waiting_application(
     with unit_of_work(get_engine(stage.world.settings), write=False) as session:
         assert len(session.scalars(select(ApplicationBank.bank_id)).all()) == 1
         assert session.scalar(select(LoanApplication.status).where(LoanApplication.id == offered))
+
+
+def test_one_decision_failing_leaves_the_rest_of_its_chunk_decided(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk is decided in one transaction; when one decision fails, the chunk is
+    decided again one savepoint each: the others are offered, the failing one waits."""
+    for firm in (FIRM, FIRM2, FIRM3):
+        stage.pin(firm, name="故障企业" if firm == FIRM2 else "好企业")
+    assert stage.product("b1", "P1").status_code == 201
+    ids = {firm: stage.apply(firm) for firm in (FIRM, FIRM2, FIRM3)}
+    real = profiling.build_profile
+
+    def failing(record: Any, *args: Any) -> Any:
+        if record.name == "故障企业":
+            raise RuntimeError("a fault in one decision")
+        return real(record, *args)
+
+    monkeypatch.setattr(profiling, "build_profile", failing)
+    ctx = context.hub_context()
+    partners = partner_systems(ctx.settings)
+    looked = [
+        profiling.look_up(ctx, partners, w, clock.now)
+        for w in profiling.waiting(ctx, list(ids.values()))
+    ]
+    decided = profiling.decide(ctx, looked, clock.now)
+    assert isinstance(decided[ids[FIRM2]], RuntimeError)
+    assert {decided[ids[f]].outcome for f in (FIRM, FIRM3)} == {"offered"}  # type: ignore[union-attr]
+    assert [stage.get("ch", ids[f]).json()["status"] for f in (FIRM, FIRM2, FIRM3)] == [
+        "open",
+        "profiling",
+        "open",
+    ]
+    assert len(stage.events("loan_application.offered")) == 2  # one to b1 for each
+    monkeypatch.undo()
+    assert stage.profile(ids[FIRM2]) == "offered"  # the next run decides it
