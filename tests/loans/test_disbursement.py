@@ -18,7 +18,7 @@ from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.live import live_server
 from tests.loans.factory import approved_loan
-from tests.loans.test_repayments import race
+from tests.racing import race_posts
 
 # 12:00 on 31 January 2026 in Shanghai: due dates run through the month ends.
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)
@@ -160,7 +160,7 @@ def test_racing_payouts_pay_the_loan_out_once(pg_settings: Settings) -> None:
         loan_id = approved_loan(world, amount_fen=500_000, now=clock.now() - timedelta(hours=1))
         when = clock.now().isoformat()
         with live_server(pg_settings) as base:
-            responses = race(
+            responses = race_posts(
                 base,
                 [
                     (
@@ -190,7 +190,7 @@ def test_racing_payouts_of_two_loans_under_one_reference(pg_settings: Settings) 
         when = clock.now().isoformat()
         body = {"amount_fen": 500_000, "bank_txn_id": "SAME", "disbursed_at": when}
         with live_server(pg_settings) as base:
-            responses = race(
+            responses = race_posts(
                 base,
                 [
                     (f"/v1/loans/{loan_id}/disbursements", body, world.headers("b1", str(i)))
