@@ -19,7 +19,7 @@ up: $(STAMP)
 	$(BIN)/credithub up
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
