@@ -179,17 +179,19 @@ def test_credithub_run_goes_through_the_served_deployment(
             [sys.executable, "-m", "credithub.cli", "run", "collections", "--as-of", "2026-01-15"],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
+        assert r.returncode == 0, (r.stdout, r.stderr, (tmp_path / "flows.log").read_text()[-3000:])
+        link = next(w for w in r.stderr.split() if w.startswith(f"{address}/runs/flow-run/"))
+        # Read while the runner still serves: stopped at once after a run, it may not
+        # have reaped the run's process yet, and marks the run cancelled (noted).
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(link.rsplit("/", 1)[1]))
+            deployment = client.read_deployment_by_name("collections/collections")
     finally:
         os.killpg(served.pid, signal.SIGTERM)
         served.wait(timeout=60)
-    assert r.returncode == 0, (r.stdout, r.stderr, (tmp_path / "flows.log").read_text()[-3000:])
     assert "Traceback" not in r.stderr
     assert "Collections, 2026-01-15" in r.stdout  # the run's artifact: it ran on that day
     assert "collections/collections: Completed" in r.stderr
-    link = next(w for w in r.stderr.split() if w.startswith(f"{address}/runs/flow-run/"))
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(UUID(link.rsplit("/", 1)[1]))
-        deployment = client.read_deployment_by_name("collections/collections")
     assert run.deployment_id == deployment.id  # the deployment's run, seen in the UI
     assert run.parameters == {"as_of": "2026-01-15"}
     assert run.state is not None and run.state.is_completed()
