@@ -1,8 +1,9 @@
-"""Migration 0005 (a debt of its own) on a database with debts and collection steps,
-down to 0004 and up again, on SQLite and PostgreSQL."""
+"""Migrations on databases with rows in them, down and up again, on SQLite and
+PostgreSQL: 0005 (a debt of its own, with collection steps), 0011 (a subsidy's figures)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,12 +14,16 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, func, select, text
 
+from hub import context
 from hub.core import clock, migrate
 from hub.core.db import get_engine, unit_of_work
+from hub.loans import subsidies
 from hub.medical import collections
 from hub.settings import Settings
+from models.loans.tables import Subsidy
 from models.medical.tables import CollectionStep, Debt, DebtSource, Visit
 from tests.conftest import ID_NUMBERS, PG_SKIP, PG_URL_ENV, _settings, make_world
+from tests.loans.fund_world import make_loan, repaid
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 on 2 March in Shanghai; due 17 March
 
@@ -89,3 +94,30 @@ def test_debts_get_ids_and_sources_and_keep_their_steps(scratch: Settings) -> No
             assert again["reminder_before"] == 0
     finally:
         clock.set_now(None)
+
+
+def test_subsidies_keep_their_figures_down_to_json_and_back(scratch: Settings) -> None:
+    """0011: a subsidy's reasons move from a JSON object into columns and back intact."""
+    migrate.upgrade(scratch)
+    world = make_world(scratch)
+    with world.client:
+        loan_id = make_loan(world, grade="B", annual_rate_bps=600)
+    repaid(world, loan_id, date(2026, 3, 10), interest_fen=12_001)
+    march = subsidies.Month(date(2026, 3, 1), date(2026, 4, 1))
+    assert subsidies.grant(context.HubContext.of(scratch), march) == 1
+    with unit_of_work(get_engine(scratch), write=False) as session:
+        (granted,) = session.scalars(select(Subsidy))
+        want = subsidies.why(granted)
+
+    _downgrade(scratch, "0010_loan_instalment_debts")
+    with get_engine(scratch).connect() as conn:
+        stored = conn.scalar(text("SELECT rule FROM subsidies"))
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == want
+
+    migrate.upgrade(scratch)
+    with unit_of_work(get_engine(scratch), write=False) as session:
+        (again,) = session.scalars(select(Subsidy))
+        assert subsidies.why(again) == want
+        assert (again.rule, again.grade, again.annual_rate_bps, again.points_bps) == (
+            "interest_points", "B", 600, 100,
+        )  # fmt: skip

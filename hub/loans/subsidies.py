@@ -9,8 +9,9 @@ declined before any bank sees it. The amount is `policy.subsidy_amount`:
 ``floor(interest × min(points, rate) / rate)``; nothing is granted when it is 0.
 
 The money-safe sequence, as for settlement payouts: record the subsidy (one per
-loan and month, by a unique key), its ledger entry (Dr subsidies:granted / Cr
-bank:{B}:subsidies_due) and the `subsidy.granted` event, and commit; then ask
+loan and month, by a unique key), the ledger entry (Dr subsidies:granted / Cr
+bank:{B}:subsidies_due, one per bank and run for the sum of its subsidies) and
+the `subsidy.granted` event, and commit; then ask
 the bank under the key `subsidy:<subsidy id>`, and record the outcome:
 `instructed`, `failed` (the bank refused it) or still `granted` (the bank was
 unreachable: the next run asks again under the same key). A run grants nothing
@@ -20,7 +21,6 @@ twice and instructs only what is not instructed yet.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 RULE = "interest_points"
 FORMULA = "floor(interest_paid_fen * min(points_bps, annual_rate_bps) / annual_rate_bps)"
+RULES = {RULE: FORMULA}  # a subsidy's rule, by the name it records: its formula
 
 
 class SubsidyBank(Protocol):
@@ -116,8 +117,22 @@ def view(item: Subsidy) -> dict[str, Any]:
         "month": item.month,
         "interest_paid_fen": item.interest_paid_fen,
         "amount_fen": item.amount_fen,
-        "rule": item.rule,
+        "rule": why(item),
         "status": item.status,
+    }
+
+
+def why(item: Subsidy) -> dict[str, Any]:
+    """The rule and the figures behind a subsidy's amount, as its recorded columns say."""
+    return {
+        "rule": item.rule,
+        "formula": RULES[item.rule],
+        "grade": item.grade,
+        "dishonest": False,  # a loan's firm passed the dishonesty check (module docstring)
+        "interest_paid_fen": item.interest_paid_fen,
+        "annual_rate_bps": item.annual_rate_bps,
+        "points_bps": item.points_bps,
+        "amount_fen": item.amount_fen,
     }
 
 
@@ -138,7 +153,7 @@ def grant_month(
 
     Set-based, three statements whatever the number of loans: the subsidies
     (one aggregate of the month's repayments per loan, the rule worked out in
-    SQL), then their ledger entries, then their `subsidy.granted` events, each an
+    SQL), then the ledger entries (one per bank), then their `subsidy.granted` events, each an
     INSERT ... SELECT. The run's rows share an id prefix (`_Run`), so the second
     and third statements read back exactly the subsidies this run inserted. A run
     racing this one cannot grant a loan's month twice: the unique key (loan,
@@ -152,18 +167,19 @@ def grant_month(
     # always report through SQLAlchemy (-1 on psycopg).
     count = int(connection.scalar(select(func.count()).where(run.subsidies())) or 0)
     if count:
-        connection.execute(_insert_entries(run, now))
+        connection.execute(_insert_entries(dialect, run, now))
         connection.execute(_insert_events(dialect, run, now))
     return count
 
 
-# The statements of grant_month. Ids are made in SQL as hub.core.ids makes them in
-# Python: a run's ids start with a new id's first 18 characters (its millisecond and
-# 40 random bits) and end with the row's number in 8 base-32 characters, so they are
-# unique, sort by creation time, and keep the shape of every other id.
+# The statements of grant_month. Ids are made in SQL in the shape hub.core.ids gives
+# them in Python: a run's ids start with a new id's first 18 characters (its
+# millisecond and 40 random bits) and end with the row's number in 8 hexadecimal
+# digits (characters of the ids' own alphabet), so they are unique, sort by creation
+# time, and look like every other id.
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # hub.core.ids'
-_NUMBER_CHARS = 8  # up to 32**8 rows a run
+_NUMBER_CHARS = 8  # up to 16**8 rows a run
 
 
 @dataclass(frozen=True)
@@ -196,13 +212,11 @@ class _Run:
         return func.substr(subsidy_id, len(self.subsidy) + 1, _NUMBER_CHARS)
 
 
-def _numbered(k: ColumnElement[int]) -> ColumnElement[str]:
-    """`k` as `_NUMBER_CHARS` base-32 characters, most significant first."""
-    chars = [
-        func.substr(literal(_ALPHABET), cast(k // 32**i % 32 + 1, Integer), 1)
-        for i in reversed(range(_NUMBER_CHARS))
-    ]
-    return functools.reduce(lambda a, b: a.concat(b), chars)
+def _numbered(dialect: str, k: ColumnElement[int]) -> ColumnElement[str]:
+    """`k` as `_NUMBER_CHARS` hexadecimal digits, zero-padded (so they sort as numbers)."""
+    if dialect == "postgresql":
+        return func.lpad(func.to_hex(k), _NUMBER_CHARS, "0")
+    return func.printf(f"%0{_NUMBER_CHARS}x", k)
 
 
 def _json_object(dialect: str, pairs: dict[str, Any]) -> ColumnElement[Any]:
@@ -214,16 +228,45 @@ def _json_false(dialect: str) -> ColumnElement[Any]:
     return false() if dialect == "postgresql" else func.json("false")
 
 
-def _json_value(dialect: str, column: Any) -> ColumnElement[Any]:
-    """A stored JSON column inside a built object (SQLite keeps it as text)."""
-    return column if dialect == "postgresql" else func.json(column)
+_COLUMNS = ["id", "loan_id", "bank_id", "channel_id", "month", "interest_paid_fen",
+            "amount_fen", "rule", "grade", "annual_rate_bps", "points_bps", "status",
+            "created_at"]  # fmt: skip
 
 
 def _insert_subsidies(
     dialect: str, run: _Run, month: Month, grades: list[str], points_bps: int, now: dt.datetime
 ) -> Any:
+    """The month's subsidies (`_computed`), inserted unless the loan's month has one."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table_of(Subsidy))
+        .from_select(_COLUMNS, _computed(dialect, run, month, grades, points_bps, now))
+        .on_conflict_do_nothing(index_elements=["loan_id", "month"])
+    )
+
+
+def computed(
+    session: Session, month: Month, grades: list[str], points_bps: int, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The month's subsidies as `grant_month` would record them now, recording nothing."""
+    statement = computing(session.connection().dialect.name, month, grades, points_bps, now)
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in session.execute(statement)]
+
+
+def computing(
+    dialect: str, month: Month, grades: list[str], points_bps: int, now: dt.datetime
+) -> Any:
+    """The statement that computes the month (`grant_month` inserts from it): the
+    computation alone, which `bench/loans.py` times against a bare aggregate."""
+    return _computed(dialect, _Run.new(), month, grades, points_bps, now)
+
+
+def _computed(
+    dialect: str, run: _Run, month: Month, grades: list[str], points_bps: int, now: dt.datetime
+) -> Any:
     """The month's eligible loans not granted yet, with their amount by `policy.subsidy_amount`:
-    floor(interest × min(points, rate) / rate), integer division of non-negative integers."""
+    floor(interest × min(points, rate) / rate), integer division of non-negative integers;
+    a row per subsidy in `_COLUMNS` order, ids numbered within the run."""
     interest = cast(
         func.sum(LoanRepayment.overdue_interest_fen + LoanRepayment.current_interest_fen),
         BigInteger,
@@ -255,53 +298,49 @@ def _insert_subsidies(
         .group_by(Loan.id, Loan.bank_id, Loan.channel_id, Loan.grade, rate)
         .subquery()
     )
-    rule = _json_object(
-        dialect,
-        {
-            "rule": literal(RULE),
-            "formula": literal(FORMULA),
-            "grade": per_loan.c.grade,
-            "dishonest": _json_false(dialect),
-            "interest_paid_fen": per_loan.c.paid,
-            "annual_rate_bps": per_loan.c.rate,
-            "points_bps": literal(points_bps, Integer),
-            "amount_fen": per_loan.c.amount,
-        },
-    )
-    rows = select(
-        literal(run.subsidy).concat(_numbered(per_loan.c.k)),
+    return select(
+        literal(run.subsidy).concat(_numbered(dialect, per_loan.c.k)),
         per_loan.c.loan_id,
         per_loan.c.bank_id,
         per_loan.c.channel_id,
         literal(month.label),
         per_loan.c.paid,
         per_loan.c.amount,
-        rule,
+        literal(RULE),
+        per_loan.c.grade,
+        per_loan.c.rate,
+        literal(points_bps, Integer),
         literal(str(SubsidyStatus.GRANTED)),
         literal(now, Instant),
     ).where(per_loan.c.amount > 0)
-    columns = ["id", "loan_id", "bank_id", "channel_id", "month", "interest_paid_fen",
-               "amount_fen", "rule", "status", "created_at"]  # fmt: skip
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(table_of(Subsidy))
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["loan_id", "month"])
-    )
 
 
-def _insert_entries(run: _Run, now: dt.datetime) -> Any:
-    """Each subsidy's entry: Dr subsidies:granted / Cr bank:{B}:subsidies_due, balanced."""
+def _insert_entries(dialect: str, run: _Run, now: dt.datetime) -> Any:
+    """The run's entries, one per bank: Dr subsidies:granted / Cr bank:{B}:subsidies_due by
+    the sum of the bank's subsidies this run granted, balanced. The subsidies are the
+    detail (a subledger): the entry's ref is the run's id prefix, so an entry's subsidies
+    are those of its bank whose ids start with its ref, and the books check per bank that
+    the subsidies and the ledger agree. One entry per subsidy would write two legs each
+    (and run the ledger's balance check for each) for nothing the subsidies do not say."""
     before, after = accounts.bank_subsidies_due("\0").split("\0")
-    entry = literal(run.entry).concat(run.number_of(Subsidy.id))
-    common = (literal("subsidy_grant"), Subsidy.id, literal(now, Instant))
-    debit = select(entry, literal(accounts.SUBSIDIES_GRANTED), Subsidy.amount_fen, *common)
-    credit = select(
-        entry, literal(before).concat(Subsidy.bank_id).concat(after), -Subsidy.amount_fen, *common
+    per_bank = (
+        select(
+            Subsidy.bank_id,
+            cast(func.sum(Subsidy.amount_fen), BigInteger).label("total"),
+            func.row_number(type_=BigInteger).over(order_by=Subsidy.bank_id).label("k"),
+        )
+        .where(run.subsidies())
+        .group_by(Subsidy.bank_id)
+        .subquery()
     )
-    legs = union_all(debit.where(run.subsidies()), credit.where(run.subsidies()))
+    entry = literal(run.entry).concat(_numbered(dialect, per_bank.c.k))
+    common = (literal("subsidy_grant"), literal(run.subsidy), literal(now, Instant))
+    debit = select(entry, literal(accounts.SUBSIDIES_GRANTED), per_bank.c.total, *common)
+    credit = select(
+        entry, literal(before).concat(per_bank.c.bank_id).concat(after), -per_bank.c.total, *common
+    )
     columns = ["entry_id", "account", "amount_fen", "kind", "ref", "created_at"]
-    return insert(table_of(LedgerPosting)).from_select(columns, legs)
+    return insert(table_of(LedgerPosting)).from_select(columns, union_all(debit, credit))
 
 
 def _insert_events(dialect: str, run: _Run, now: dt.datetime) -> Any:
@@ -316,28 +355,41 @@ def _insert_events(dialect: str, run: _Run, now: dt.datetime) -> Any:
             "month": Subsidy.month,
             "interest_paid_fen": Subsidy.interest_paid_fen,
             "amount_fen": Subsidy.amount_fen,
-            "rule": _json_value(dialect, Subsidy.rule),
+            "rule": _json_object(  # as why(subsidy) builds it
+                dialect,
+                {
+                    "rule": Subsidy.rule,
+                    "formula": literal(FORMULA),  # the one rule grant_month applies
+                    "grade": Subsidy.grade,
+                    "dishonest": _json_false(dialect),
+                    "interest_paid_fen": Subsidy.interest_paid_fen,
+                    "annual_rate_bps": Subsidy.annual_rate_bps,
+                    "points_bps": Subsidy.points_bps,
+                    "amount_fen": Subsidy.amount_fen,
+                },
+            ),
             "status": Subsidy.status,
         },
     )
-    row_id = case(
-        (Partner.id == Subsidy.channel_id, literal(run.to_channel)), else_=literal(run.to_bank)
-    ).concat(number)
-    rows = (
-        select(
-            row_id,
-            literal(run.event).concat(number),
-            literal("subsidy.granted"),
-            Partner.id,
-            payload,
-            literal(str(EventStatus.PENDING)),
-            literal(0, Integer),
-            literal(now, Instant),
-            literal(now, Instant),
+
+    def to(recipient: Any, prefix: str) -> Any:
+        return (
+            select(
+                literal(prefix).concat(number),
+                literal(run.event).concat(number),
+                literal("subsidy.granted"),
+                Partner.id,
+                payload,
+                literal(str(EventStatus.PENDING)),
+                literal(0, Integer),
+                literal(now, Instant),
+                literal(now, Instant),
+            )
+            .join(Partner, Partner.id == recipient)
+            .where(run.subsidies(), Partner.webhook_url.is_not(None))
         )
-        .join(Partner, Partner.id.in_([Subsidy.channel_id, Subsidy.bank_id]))
-        .where(run.subsidies(), Partner.webhook_url.is_not(None))
-    )
+
+    rows = union_all(to(Subsidy.channel_id, run.to_channel), to(Subsidy.bank_id, run.to_bank))
     columns = ["id", "event_id", "type", "partner_id", "payload", "status", "attempts",
                "next_attempt_at", "created_at"]  # fmt: skip
     return insert(table_of(Event)).from_select(columns, rows)

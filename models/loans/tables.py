@@ -290,7 +290,12 @@ class Subsidy(Base):
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, business time: the interest's
     interest_paid_fen: Mapped[int] = money("Interest the firm paid in the month.")
     amount_fen: Mapped[int] = money("The programme pays the firm, through the bank.")
-    rule: Mapped[Any] = mapped_column(JSON)  # the rule and the figures: why this amount
+    # Why this amount: the rule (hub/loans/subsidies.RULES names its formula) and its
+    # figures besides the interest and the amount above, as the loan stood then.
+    rule: Mapped[str] = mapped_column(String(32))
+    grade: Mapped[str] = mapped_column(String(1))
+    annual_rate_bps: Mapped[int] = mapped_column(Integer)
+    points_bps: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=SubsidyStatus.GRANTED)
     bank_reference: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(String(200))

@@ -21,7 +21,7 @@ from hub import context
 from hub.core import clock, partners
 from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault
-from hub.loans import policy, subsidies
+from hub.loans import accounts, policy, subsidies
 from hub.settings import Settings
 from models.core.tables import Event, LedgerPosting, Partner
 from models.loans.tables import Subsidy
@@ -110,7 +110,7 @@ def test_who_gets_a_subsidy_and_how_much(world: World) -> None:
     assert set(granted) == {a, cheap}
     assert (granted[a].interest_paid_fen, granted[a].amount_fen) == (12_001, 2_000)
     assert granted[a].month == "2026-03" and granted[a].status == "granted"
-    assert granted[a].rule == {
+    assert subsidies.why(granted[a]) == {
         "rule": "interest_points",
         "formula": subsidies.FORMULA,
         "grade": "A",
@@ -217,6 +217,9 @@ def test_the_monthly_flow_grants_once_and_instructs_each_bank_once(
     assert {e["subsidy_id"]: e["status"] for _, e in sent} == dict.fromkeys(
         by_loan.values(), "granted"
     )
+    # Each carries the subsidy as GET /v1/subsidies shows it (then still `granted`).
+    shown = {item["subsidy_id"]: {**item, "status": "granted"} for item in listed}
+    assert all(e == shown[e["subsidy_id"]] for _, e in sent)
     assert fund_books_agree(stage.world.settings)
 
 
@@ -325,15 +328,26 @@ def test_the_amounts_worked_out_in_sql_follow_the_policy_rule(world: World) -> N
         loan_id = make_loan(world, grade="A", annual_rate_bps=rate)
         repaid(world, loan_id, date(2026, 3, 10), interest_fen=interest, principal_fen=1)
         loans[loan_id] = (interest, rate)
-    subsidies.grant(context.HubContext.of(world.settings), MARCH)
+    ctx = context.HubContext.of(world.settings)
+    with unit_of_work(ctx.engine, write=False) as session:  # computed, nothing recorded
+        preview = subsidies.computed(session, MARCH, ["A", "B"], 100, clock.now())
+    subsidies.grant(ctx, MARCH)
     with unit_of_work(get_engine(world.settings), write=False) as session:
         granted = {s.loan_id: s for s in session.scalars(select(Subsidy))}
+        assert subsidies.computed(session, MARCH, ["A", "B"], 100, clock.now()) == []
+    assert {p["loan_id"]: p["amount_fen"] for p in preview} == {
+        loan_id: s.amount_fen for loan_id, s in granted.items()
+    }
+    figures = ("rule", "grade", "annual_rate_bps", "points_bps", "interest_paid_fen")
+    for p in preview:
+        assert all(p[f] == getattr(granted[p["loan_id"]], f) for f in figures)
     for loan_id, (interest, rate) in loans.items():
         want = policy.subsidy_amount(interest, rate, 100)
         got = granted.get(loan_id)
         assert (got.amount_fen if got else 0) == want, (interest, rate)
         if got:
-            assert got.rule["amount_fen"] == want and got.rule["interest_paid_fen"] == interest
+            assert subsidies.why(got)["amount_fen"] == want
+            assert subsidies.why(got)["interest_paid_fen"] == interest
     assert fund_books_agree(world.settings)
 
 
@@ -366,14 +380,14 @@ def test_runs_racing_on_one_month_grant_each_loan_once(pg_settings: Settings) ->
         assert not errors and len(counts) == RUNS and sum(counts) == 20, (errors, counts)
         with unit_of_work(get_engine(pg_settings), write=False) as session:
             assert session.scalar(select(func.count()).select_from(Subsidy)) == 20
-            assert (
-                session.scalar(
-                    select(func.count(func.distinct(LedgerPosting.ref))).where(
-                        LedgerPosting.kind == "subsidy_grant"
-                    )
-                )
-                == 20
-            )
+            # One entry per bank and run that granted something, for what that run granted.
+            granted_fen = session.scalar(select(func.sum(Subsidy.amount_fen)))
+            entries, debited = session.execute(
+                select(func.count(func.distinct(LedgerPosting.entry_id)), func.sum(
+                    LedgerPosting.amount_fen)).where(LedgerPosting.kind == "subsidy_grant",
+                    LedgerPosting.account == accounts.SUBSIDIES_GRANTED)
+            ).one()  # fmt: skip
+            assert debited == granted_fen and 1 <= entries <= RUNS
             assert session.scalar(
                 select(func.count())
                 .select_from(Event)
