@@ -1,7 +1,9 @@
 """The loan-deadlines flow (daily, `loan_deadlines_cron`): expire offers past their
-validity, and open applications that no bank offered by `respond_by` or whose
-offers have all expired. Safe to rerun: each change is conditional on the state
-it leaves. The artifact says what expired, amounts in yuan.
+validity, decline open applications whose firm's consent has expired
+(`consent_expired`), and expire open applications that no bank offered by
+`respond_by` or whose offers have all expired. Safe to rerun: each change is
+conditional on the state it leaves. The artifact says what changed, amounts in
+yuan.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from hub.loans import deadlines
 
 
 @task(name="expire-loan-deadlines")
-def sweep(batch: int) -> tuple[int, int, int]:
-    swept = deadlines.sweep(hub_context(), batch)
-    return swept.offers, swept.applications, swept.applications_fen
+def sweep(batch: int) -> deadlines.Swept:
+    return deadlines.sweep(hub_context(), batch)
 
 
 @flow(name="loan-deadlines")
@@ -28,20 +29,32 @@ def sweep(batch: int) -> tuple[int, int, int]:
 def expire_deadlines(
     batch: int = 500, max_batches: int = 100, as_of: date | None = None
 ) -> dict[str, int]:
-    """Sweep until no application is left to expire (a batch per transaction)."""
-    offers = applications = asked = 0
+    """Sweep until no application is left to expire or decline (a batch per transaction)."""
+    total = deadlines.Swept()
     for _ in range(max_batches):
-        o, a, fen = sweep(batch)
-        offers, applications, asked = offers + o, applications + a, asked + fen
-        if a < batch:
+        swept = sweep(batch)
+        total.offers += swept.offers
+        total.applications += swept.applications
+        total.applications_fen += swept.applications_fen
+        total.declined += swept.declined
+        total.declined_fen += swept.declined_fen
+        if swept.applications < batch and swept.declined < batch:
             break
     create_markdown_artifact(
         key="loan-deadlines-summary",
         markdown=(
             "## Loan deadlines\n\n| what | count | asked (yuan) |\n|---|---|---|\n"
-            f"| applications expired | {applications} | {yuan(asked)} |\n"
-            f"| offers expired | {offers} | — |\n"
+            f"| applications expired | {total.applications} | {yuan(total.applications_fen)} |\n"
+            f"| applications declined, consent expired | {total.declined} "
+            f"| {yuan(total.declined_fen)} |\n"
+            f"| offers expired | {total.offers} | — |\n"
         ),
-        description="What this run expired",
+        description="What this run expired or declined",
     )
-    return {"offers_expired": offers, "applications_expired": applications, "asked_fen": asked}
+    return {
+        "offers_expired": total.offers,
+        "applications_expired": total.applications,
+        "asked_fen": total.applications_fen,
+        "applications_declined": total.declined,
+        "declined_fen": total.declined_fen,
+    }

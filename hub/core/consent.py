@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import Session
 
 from hub.core.errors import not_found
@@ -66,6 +67,13 @@ def status(consent: Consent, now: datetime) -> str:
     if consent.expires_at is not None and consent.expires_at <= now:
         return "expired"
     return "active"
+
+
+def active_at(now: datetime) -> ColumnElement[bool]:
+    """The SQL condition on `Consent` that `status` reads as `active` at `now`."""
+    return and_(
+        Consent.withdrawn_at.is_(None), or_(Consent.expires_at.is_(None), Consent.expires_at > now)
+    )
 
 
 def require(

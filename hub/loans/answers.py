@@ -8,6 +8,11 @@ or a decline; when every bank has declined, the application is declined
 `respond_by`. The firm takes one open offer through its channel: the other
 offers lapse, the application is `accepted` and the offer becomes a loan.
 
+Once the firm's consent is withdrawn or expired, the application takes no more
+answers and no acceptance (409 `application_not_open`), even before the
+withdrawal or the deadlines flow has declined it: no further use of the firm's
+profile, and no loan.
+
 Every answer and acceptance first locks the application row, so answers to one
 application, the deadlines flow and acceptances take turns: two answers of one
 bank give one 201 and one `already_answered`, two acceptances one loan.
@@ -26,7 +31,8 @@ from hub.core import events
 from hub.core.errors import Conflict, FieldError, Invalid, not_found
 from hub.core.ids import new_id
 from hub.loans import loans, matching, products
-from hub.loans.applications import Viewer, view
+from hub.loans.applications import Viewer, consent_holds, view
+from hub.loans.applications import decline as decline_application
 from models.loans.tables import (
     Answer,
     ApplicationBank,
@@ -42,6 +48,9 @@ from models.loans.tables import (
 class ApplicationNotOpen(Conflict):
     code = "application_not_open"
     title = "The application no longer takes answers"
+
+
+CONSENT_ENDED = "the firm's consent is withdrawn or expired"
 
 
 class AlreadyAnswered(Conflict):
@@ -75,7 +84,7 @@ def _lock_for_answer(session: Session, application_id: str, bank_id: str) -> Ans
     return Answering(application, row)
 
 
-def _may_answer(answering: Answering, now: datetime) -> None:
+def _may_answer(session: Session, answering: Answering, now: datetime) -> None:
     if answering.row.answer is not None:
         raise AlreadyAnswered(f"the bank answered with a {answering.row.answer} already")
     application = answering.application
@@ -84,6 +93,8 @@ def _may_answer(answering: Answering, now: datetime) -> None:
     assert application.respond_by is not None, "an open application has its deadline"
     if now > application.respond_by:
         raise ApplicationNotOpen("respond_by has passed")
+    if not consent_holds(session, application, now):
+        raise ApplicationNotOpen(CONSENT_ENDED)
 
 
 def offer(
@@ -108,7 +119,7 @@ def offer(
     problems = matching.offer_problems(product, terms, answering.application.amount_fen)
     if problems:
         raise Invalid("the offer does not fit the product or the request", errors=problems)
-    _may_answer(answering, now)
+    _may_answer(session, answering, now)
     application = answering.application
     assert application.respond_by is not None
     made = LoanOffer(
@@ -136,7 +147,7 @@ def decline(
     """The bank declines an application offered to it (201); the last decline of all
     the banks declines the application."""
     answering = _lock_for_answer(session, application_id, bank_id)
-    _may_answer(answering, now)
+    _may_answer(session, answering, now)
     row, application = answering.row, answering.application
     row.answer, row.decline_reason, row.answered_at = Answer.DECLINE, reason, now
     session.flush()
@@ -145,13 +156,7 @@ def decline(
         select(ApplicationBank.answer).where(ApplicationBank.application_id == application.id)
     ).all()
     if all(answer == Answer.DECLINE for answer in answers):
-        application.status = ApplicationStatus.DECLINED
-        application.decline_reason = DeclineReason.ALL_BANKS_DECLINED
-        application.decided_at = now
-        session.flush()
-        channel = Viewer(application.channel_id, "channel")
-        data = view(session, application, channel, now)
-        events.emit(session, "loan_application.declined", data, [application.channel_id], now)
+        decline_application(session, application, DeclineReason.ALL_BANKS_DECLINED, now)
     return {
         "application_id": application.id,
         "answer": Answer.DECLINE,
@@ -187,16 +192,10 @@ def accept(session: Session, *, channel_id: str, offer_id: str, now: datetime) -
         raise OfferExpired(f"the offer expired at {chosen.expires_at.isoformat()}")
     if application.status != ApplicationStatus.OPEN or chosen.status != OfferStatus.OPEN:
         raise ApplicationNotOpen(f"the application is {application.status}")
+    if not consent_holds(session, application, now):
+        raise ApplicationNotOpen(CONSENT_ENDED)  # no loan on a consent that no longer holds
     chosen.status = OfferStatus.ACCEPTED
-    session.execute(
-        update(LoanOffer)
-        .where(
-            LoanOffer.application_id == application.id,
-            LoanOffer.id != chosen.id,
-            LoanOffer.status == OfferStatus.OPEN,
-        )
-        .values(status=OfferStatus.LAPSED)
-    )
+    lapse_offers(session, application.id, but=chosen.id)
     application.status = ApplicationStatus.ACCEPTED
     application.decided_at = now
     session.flush()
@@ -205,3 +204,14 @@ def accept(session: Session, *, channel_id: str, offer_id: str, now: datetime) -
         data = view(session, application, viewer, now)
         events.emit(session, "loan_application.accepted", data, [viewer.partner_id], now)
     return loan
+
+
+def lapse_offers(session: Session, application_id: str, but: str | None = None) -> None:
+    """Every offer on the application still open lapses (but the one the firm took):
+    the firm took another, or the application was declined under it."""
+    lapsing = update(LoanOffer).where(
+        LoanOffer.application_id == application_id, LoanOffer.status == OfferStatus.OPEN
+    )
+    if but is not None:
+        lapsing = lapsing.where(LoanOffer.id != but)
+    session.execute(lapsing.values(status=OfferStatus.LAPSED))

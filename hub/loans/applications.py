@@ -9,7 +9,12 @@ a partial unique index holds that under races, and the loser gets a 409.
 Who sees what: the channel that submitted it sees the application with every
 offer; a bank it was offered to sees the profile and its own offer; anyone else
 gets a 404. The firm's code is always masked, and nothing of the credit
-database's record but the profile is ever shown.
+database's record but the profile is ever shown — and the profile only while
+the firm's consent holds: once it is withdrawn or expired a bank reads
+`profile: null` (§5: a withdrawal stops every further use at once).
+
+Every decline is recorded and announced the same way (`decline`): the channel
+is told `loan_application.declined`, with the application as it sees it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.core import consent
+from hub.core import consent, events
 from hub.core.bureau import PURPOSE_BUSINESS_LOAN
 from hub.core.clock import as_utc
 from hub.core.errors import Conflict, FieldError, Invalid, not_found
@@ -32,11 +37,12 @@ from hub.core.pagination import Page, newest_first
 from hub.core.personal_data import Vault
 from hub.core.uscc import mask_uscc, normalize_uscc
 from hub.loans.matching import ALL_BANKS
-from models.core.tables import Partner
+from models.core.tables import Consent, Partner
 from models.loans.tables import (
     PENDING_APPLICATION,
     ApplicationBank,
     ApplicationStatus,
+    DeclineReason,
     Firm,
     LoanApplication,
     LoanOffer,
@@ -200,6 +206,26 @@ def may_see(session: Session, application: LoanApplication, viewer: Viewer) -> b
     return False
 
 
+def consent_holds(session: Session, application: LoanApplication, now: datetime) -> bool:
+    """Whether the firm's consent still allows using its profile (not withdrawn,
+    not expired)."""
+    granted = session.get_one(Consent, application.consent_id)
+    return consent.status(granted, now) == "active"
+
+
+def decline(
+    session: Session, application: LoanApplication, reason: DeclineReason, now: datetime
+) -> None:
+    """Decline the application (locked by the caller) and tell the channel, with the
+    application as it sees it (every decline, whatever its reason)."""
+    application.status = ApplicationStatus.DECLINED
+    application.decline_reason = reason
+    application.decided_at = now
+    session.flush()
+    data = view(session, application, Viewer(application.channel_id, "channel"), now)
+    events.emit(session, "loan_application.declined", data, [application.channel_id], now)
+
+
 def offer_status(offer: LoanOffer, now: datetime) -> str:
     """An open offer reads `expired` from its expires_at on, whether or not the
     deadlines flow has run."""
@@ -248,7 +274,10 @@ def view(
         "created_at": as_utc(application.created_at),
     }
     if viewer.kind == "bank":
-        body["profile"] = application.profile
+        # Only while the consent holds: a withdrawn or expired one stops the use at once,
+        # before any flow has declined the application.
+        shown = application.profile is not None and consent_holds(session, application, now)
+        body["profile"] = application.profile if shown else None
     else:
         body["consent_id"] = application.consent_id
     return body
@@ -257,7 +286,8 @@ def view(
 def awaiting_answer(
     session: Session, bank_id: str, params: Mapping[str, str], now: datetime
 ) -> Page[LoanApplication]:
-    """Applications offered to the bank, open, before respond_by, not yet answered by it."""
+    """Applications offered to the bank, open, before respond_by, under a consent that
+    still holds, not yet answered by it."""
     status = params.get("status")
     if status != ApplicationStatus.OPEN:
         raise Invalid(
@@ -267,11 +297,13 @@ def awaiting_answer(
     query = (
         select(LoanApplication)
         .join(ApplicationBank, ApplicationBank.application_id == LoanApplication.id)
+        .join(Consent, Consent.id == LoanApplication.consent_id)
         .where(
             ApplicationBank.bank_id == bank_id,
             ApplicationBank.answer.is_(None),
             LoanApplication.status == ApplicationStatus.OPEN,
             LoanApplication.respond_by > now,
+            consent.active_at(now),
         )
     )
     return newest_first(session, query, LoanApplication.id, params)

@@ -33,7 +33,7 @@ from hub.core import bureau, consent, events
 from hub.core.clock import business_date, end_of_business_day
 from hub.core.db import unit_of_work
 from hub.core.workdays import add_working_days
-from hub.loans import loans, matching, policy, products
+from hub.loans import applications, loans, matching, policy, products
 from hub.loans.applications import Viewer, view
 from hub.loans.profile import Profile, build_profile, screen_firm
 from models.core.partner_errors import PartnerError
@@ -368,10 +368,5 @@ def _decline(
     session: Session, application: LoanApplication, reason: DeclineReason, now: datetime
 ) -> Outcome:
     """Declined before any bank saw it: the channel is told."""
-    application.status = ApplicationStatus.DECLINED
-    application.decline_reason = reason
-    application.decided_at = now
-    session.flush()
-    data = view(session, application, Viewer(application.channel_id, "channel"), now)
-    events.emit(session, "loan_application.declined", data, [application.channel_id], now)
+    applications.decline(session, application, reason, now)
     return _declined(reason)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.context import HubContext
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
+from integrations.endpoints import consents
 from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.loans import fund as loan_fund
 from integrations.endpoints.loans import servicing as loan_servicing
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     schemas = mount(app, pipeline, medical.routes, "medical credit")
     schemas |= mount(app, pipeline, enrollment.routes, "enrolment")
+    schemas |= mount(app, pipeline, consents.routes, "consents")
     schemas |= mount(app, pipeline, settlement.routes, "settlement")
     schemas |= mount(app, pipeline, loan_applications.routes, "loan applications")
     schemas |= mount(app, pipeline, loan_fund.routes, "risk-compensation fund")

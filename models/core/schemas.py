@@ -62,3 +62,9 @@ ObjectId = Annotated[Str, Field(min_length=1, max_length=64)]
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WithdrawConsentRequest(Request):
+    # `POST /v1/consents/{id}/withdraw` takes an empty object (CONTRACT.md §5); no
+    # docstring, which would become the schema's description.
+    pass

@@ -84,9 +84,5 @@ class EnrollmentRequest(Request):
     consent: ConsentGrant
 
 
-class WithdrawConsentRequest(Request):
-    pass
-
-
 class CloseWindowRequest(Request):
     pass

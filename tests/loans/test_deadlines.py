@@ -62,15 +62,18 @@ def test_offers_expire_and_then_their_application(stage: Stage) -> None:
 def test_the_flow_expires_as_of_a_day_and_reports_it(stage: Stage, prefect_harness: None) -> None:
     stage.open_application(FIRM)
     stage.open_application(FIRM2)
+    none_declined = {"applications_declined": 0, "declined_fen": 0}
     assert expire_deadlines(as_of=date(2026, 3, 5)) == {
         "offers_expired": 0,
         "applications_expired": 0,
         "asked_fen": 0,
+        **none_declined,
     }
     assert expire_deadlines(as_of=date(2026, 3, 6)) == {
         "offers_expired": 0,
         "applications_expired": 2,
         "asked_fen": 100_000_000,
+        **none_declined,
     }
     artifact = latest_artifact("loan-deadlines-summary")
     assert "| applications expired | 2 | 1,000,000.00 |" in artifact

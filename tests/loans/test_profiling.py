@@ -131,8 +131,11 @@ def test_a_withdrawn_consent_declines_the_application(stage: Stage) -> None:
     consent_id = stage.get("ch", application_id).json()["consent_id"]
     r = stage.world.post("ch", f"/v1/consents/{consent_id}/withdraw", {})
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
-    assert stage.profile(application_id) == "declined:consent_expired"
+    seen = stage.get("ch", application_id).json()  # declined with the withdrawal itself
+    assert (seen["status"], seen["decline_reason"]) == ("declined", "consent_expired")
+    assert stage.profile(application_id) == "already_decided"
     assert stage.events("loan_application.offered") == []
+    assert audit(stage, FIRM) == []  # the credit database was never asked
 
 
 def test_a_record_is_reused_within_a_day_and_a_changed_product_applies_next(

@@ -12,7 +12,10 @@ Where the contract is silent, these choices (the same across the hub):
 - a consent naming a code that is no bank is a 422 `unknown_bank`, an offer naming
   a product the bank does not have a 422 `unknown_product`;
 - accepting an offer of an application no longer open (another offer taken,
-  declined, expired) is a 409 `application_not_open`;
+  declined, expired) or whose firm's consent is withdrawn or expired is a 409
+  `application_not_open`, as is a bank's answer under such a consent; a bank then
+  reads the application with `profile: null` and no longer lists it as awaiting
+  its answer;
 - besides the contract's `loan_application.offered` and `.answered`, the channel
   is told `loan_application.declined` and `loan_application.expired`, and the
   channel and the bank `loan_application.accepted`; each event's data is the

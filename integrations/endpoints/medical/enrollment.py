@@ -1,11 +1,10 @@
-"""The enrolment endpoints (CONTRACT.md §2 Enrolment, §5): start an enrolment,
-read its state, withdraw a consent."""
+"""The enrolment endpoints (CONTRACT.md §2 Enrolment): start an enrolment and read
+its state (a consent is withdrawn in `integrations.endpoints.consents`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hub.core import consent
 from hub.core.db import Transaction
 from hub.core.personal_data import normalize_id_number
 from hub.medical import enrollment
@@ -50,27 +49,3 @@ def get_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     """An enrolment's state and, once approved, its credit line."""
     found = enrollment.get(session, call.caller.partner_id, call.params["enrollment_id"])
     return 200, enrollment.view(session, found)
-
-
-@routes.add(
-    "POST",
-    "/v1/consents/{consent_id}/withdraw",
-    kinds=STARTERS,
-    body=schemas.WithdrawConsentRequest,
-)
-def withdraw_consent(call: Call, session: Transaction) -> tuple[int, Any]:
-    """Withdraw a consent: every further use stops at once."""
-    withdrawn = consent.withdraw(
-        session,
-        partner_id=call.caller.partner_id,
-        consent_id=call.params["consent_id"],
-        now=call.now,
-    )
-    v = consent.view(withdrawn, call.now)
-    return 200, {
-        "consent_id": v.consent_id,
-        "purpose": v.purpose,
-        "status": v.status,
-        "granted_at": v.granted_at,
-        "withdrawn_at": v.withdrawn_at,
-    }
