@@ -166,7 +166,7 @@ def claim(
 
 
 def share_recovery(
-    session: Session, loan: Loan, recovered_fen: int, ref: str, now: datetime
+    session: Session, loan_id: str, bank_id: str, recovered_fen: int, ref: str, now: datetime
 ) -> int:
     """The fund's part of `recovered_fen` that the loan's bank recovered after a claim
     (0 when the fund paid no claim on the loan); posted to the ledger under `ref`.
@@ -177,7 +177,7 @@ def share_recovery(
     proportion the fund bore at the claim, on the running total, never more than
     the fund paid.
     """
-    claim = session.scalar(select(FundClaim).where(FundClaim.loan_id == loan.id).with_for_update())
+    claim = session.scalar(select(FundClaim).where(FundClaim.loan_id == loan_id).with_for_update())
     if claim is None or recovered_fen <= 0:
         return 0
     share = policy.recovery_share(
@@ -192,7 +192,7 @@ def share_recovery(
         "fund_recovery",
         ref,
         accounts.FUND_CASH,
-        accounts.bank_fund_returns(loan.bank_id),
+        accounts.bank_fund_returns(bank_id),
         share,
         now,
     )

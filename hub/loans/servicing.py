@@ -16,10 +16,11 @@ Ledger (hub/loans/accounts.py):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -152,7 +153,7 @@ def repay(
     claim: a loan stays defaulted until it is closed). The repayment returned is
     the row as inserted (not attached to the session).
     """
-    loan = lock_loan(session, loan_id, bank_id)
+    loan = _lock_for_repayment(session, loan_id, bank_id)
     paid_on = business_date(paid_at, zone)
     values: dict[str, Any] = {
         "id": new_id("lrp"),
@@ -193,7 +194,6 @@ def repay(
         return earlier, False
     repayment = LoanRepayment(**values)
     _write_schedule(session, loan.id, before, allocation)
-    loan.outstanding_principal_fen -= principal
     ledger.post(
         session,
         "loan_repayment",
@@ -208,17 +208,60 @@ def repay(
     # After a claim the fund paid part of the unpaid principal, so it shares in the
     # principal recovered (not in interest, which it never covered).
     if loan.status == LoanStatus.DEFAULTED:
-        share = fund.share_recovery(session, loan, principal, repayment.id, now)
+        share = fund.share_recovery(session, loan.id, loan.bank_id, principal, repayment.id, now)
         if share:
             session.execute(_SET_FUND_SHARE, {"repayment": repayment.id, "share": share})
             repayment.fund_share_fen = share
-    _settle_status(loan, allocation, business_date(now, zone), now)
-    session.flush()
+    _write_loan(session, loan, principal, allocation, business_date(now, zone), now)
     return repayment, True
 
 
+@dataclass(frozen=True)
+class _Held:
+    """The loan as a repayment reads it, its row locked (plain columns, not the ORM's
+    object: the repayment is the bank's hot path)."""
+
+    id: str
+    bank_id: str
+    status: str
+    disbursed_on: date | None
+    annual_rate_bps: int
+    outstanding_principal_fen: int
+    days_past_due: int
+
+
+def _lock_for_repayment(session: Session, loan_id: str, bank_id: str) -> _Held:
+    """`lock_loan`, as plain columns."""
+    row = session.connection().execute(_LOCK_LOAN, {"loan": loan_id}).first()
+    if row is None or row.bank_id != bank_id:
+        raise not_found("loan", loan_id)
+    return _Held(*row)
+
+
+def _write_loan(
+    session: Session, loan: _Held, principal: int, allocation: Allocation, today: date,
+    now: datetime,
+) -> None:  # fmt: skip
+    """The loan after the repayment, in one UPDATE of what changed: its outstanding
+    principal, and its status (`_settled`). A copy of the loan the session may hold
+    is expired, so that it is read afresh."""
+    values = {
+        name: value
+        for name, value in _settled(loan, allocation, today, now).items()
+        if value != getattr(loan, name, None)
+    }
+    if principal:
+        values["outstanding_principal_fen"] = loan.outstanding_principal_fen - principal
+    if not values:
+        return
+    session.connection().execute(update(_loans).where(_loans.c.id == loan.id).values(**values))
+    cached = session.identity_map.get(inspect(Loan).identity_key_from_primary_key((loan.id,)))
+    if cached is not None:
+        session.expire(cached)
+
+
 def _allocate(
-    session: Session, loan: Loan, amount_fen: int, paid_on: date
+    session: Session, loan: _Held, amount_fen: int, paid_on: date
 ) -> tuple[list[InstalmentState], Allocation]:
     """The schedule before, and the repayment's allocation over it; refuses a loan that
     cannot take it (Conflict) or a date or amount it cannot (Invalid, Overpayment)."""
@@ -267,7 +310,21 @@ def _write_schedule(
 
 
 # Built once: the repayment is the bank's hot path (see hub/core/ledger.py).
+_loans = table_of(Loan)
 _instalments, _repayments = table_of(LoanInstalment), table_of(LoanRepayment)
+_LOCK_LOAN = (
+    select(
+        _loans.c.id,
+        _loans.c.bank_id,
+        _loans.c.status,
+        _loans.c.disbursed_on,
+        _loans.c.annual_rate_bps,
+        _loans.c.outstanding_principal_fen,
+        _loans.c.days_past_due,
+    )
+    .where(_loans.c.id == bindparam("loan"))
+    .with_for_update()
+)
 # The schedule, each row carrying the latest date of the loan's repayments dated after
 # `paid_on` (one uncorrelated subquery, evaluated once): one round trip for both.
 _SCHEDULE = (
@@ -299,17 +356,17 @@ _SET_FUND_SHARE = (
 )
 
 
-def _settle_status(loan: Loan, allocation: Allocation, today: date, now: datetime) -> None:
-    """Closed when nothing is owed; an overdue loan no longer past due is active
-    again. `defaulted` ends only when the loan is closed (CONTRACT.md §4)."""
+def _settled(loan: _Held, allocation: Allocation, today: date, now: datetime) -> dict[str, Any]:
+    """The loan's status after the repayment: closed when nothing is owed; an overdue
+    loan no longer past due is active again. `defaulted` ends only when the loan is
+    closed (CONTRACT.md §4)."""
     owed = sum(i.principal_fen + i.interest_fen - i.paid_fen for i in allocation.instalments)
-    late_days = days_past_due(allocation.instalments, today)
     if owed == 0:
-        loan.status, loan.closed_at, loan.days_past_due = LoanStatus.CLOSED, now, 0
-        return
-    loan.days_past_due = late_days
+        return {"status": LoanStatus.CLOSED, "closed_at": now, "days_past_due": 0}
+    late_days = days_past_due(allocation.instalments, today)
     if loan.status == LoanStatus.OVERDUE and late_days == 0:
-        loan.status = LoanStatus.ACTIVE
+        return {"status": LoanStatus.ACTIVE, "days_past_due": 0}
+    return {"days_past_due": late_days}
 
 
 def get_repayment(session: Session, bank_id: str, repayment_id: str) -> LoanRepayment:

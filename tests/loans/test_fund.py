@@ -115,7 +115,9 @@ def _recover(world: World, loan_id: str, amounts: list[int]) -> list[int]:
         with unit_of_work(get_engine(world.settings)) as session:
             loan = session.get(Loan, loan_id, with_for_update=True)
             assert loan is not None
-            shares.append(fund.share_recovery(session, loan, amount, f"rec-{n}", clock.now()))
+            shares.append(
+                fund.share_recovery(session, loan.id, loan.bank_id, amount, f"rec-{n}", clock.now())
+            )
     return shares
 
 
