@@ -14,7 +14,7 @@ from hub.core.personal_data import get_vault
 from hub.settings import Settings
 from integrations.credit_bureau import CreditBureauClient
 from models.core.partner_errors import PartnerUnavailable
-from models.core.partner_records import PersonRecord
+from models.core.partner_records import FirmRecord, PersonRecord
 from simulators import credit_bureau
 from tests.conftest import World, make_world
 from tests.live import serve
@@ -136,3 +136,88 @@ def test_an_unknown_person_and_a_failing_database(
     with pytest.raises(PartnerUnavailable):
         _look(world, client, granted)
     assert [o for o, _ in _audit(world)] == ["not_found", "failed:Unavailable"]
+
+
+def _firm_consent(world: World, uscc: str) -> str:
+    vault = get_vault(world.settings)
+    with unit_of_work(get_engine(world.settings)) as session:
+        return consent.record(
+            session,
+            partner_id=world.ids["h1"],
+            subject_hash=vault.lookup_hash(uscc),
+            purpose=bureau.PURPOSE_BUSINESS_LOAN,
+            text_version="v1",
+            granted_at=T0,
+            expires_at=None,
+            scope=None,
+            now=T0,
+        ).id
+
+
+def _code(n: int) -> str:
+    first17 = f"91350200{n:09d}"
+    return first17 + credit_bureau.uscc_check_character(first17)
+
+
+class _FailingFor:
+    """The real client, except that calls about one firm fail as a broken partner's would."""
+
+    def __init__(self, client: CreditBureauClient, uscc: str):
+        self.client, self.uscc = client, uscc
+
+    def firm(self, uscc: str) -> FirmRecord | None:
+        if uscc == self.uscc:
+            raise PartnerUnavailable("the credit database is down for this firm")
+        return self.client.firm(uscc)
+
+
+def test_a_batch_of_firms_is_consented_audited_and_asked_once_per_firm(
+    setup: tuple[World, CreditBureauClient, httpx.Client],
+) -> None:
+    """Each use in a batch is decided and audited as a single lookup would be: the
+    same firm twice is asked once (the second use audited as reused), a use without
+    consent is refused unasked, an unknown firm is UNKNOWN, and a failing call costs
+    only its own use."""
+    world, client, sim = setup
+    known, unknown, failing, unconsented = (_code(n) for n in (1, 2, 3, 4))
+    sim.delete(f"/firms/{unknown}")
+    consents = {code: _firm_consent(world, code) for code in (known, unknown, failing)}
+    wanted = [
+        (known, consents[known]),
+        (unknown, consents[unknown]),
+        (known, consents[known]),
+        (failing, consents[failing]),
+        (unconsented, consents[known]),  # another firm's consent does not cover it
+    ]
+    engine, vault = get_engine(world.settings), get_vault(world.settings)
+    results = bureau.look_up_firms(
+        engine,
+        vault,
+        _FailingFor(client, failing),
+        wanted,
+        requested_by="test",
+        validity=timedelta(hours=24),
+        clock=clock.now,
+        concurrency=4,
+    )
+    assert isinstance(results[0], FirmRecord) and results[2] == results[0]
+    assert results[1] is bureau.UNKNOWN
+    assert isinstance(results[3], PartnerUnavailable)
+    assert isinstance(results[4], consent.ConsentNotValid)
+    asked = [r["path"] for r in sim.get("/_sim/requests").json()["items"] if r["method"] == "GET"]
+    assert sorted(asked) == sorted([f"/firms/{known}", f"/firms/{unknown}"])
+
+    def audit(code: str) -> list[tuple[str, bool]]:
+        with unit_of_work(engine) as session:
+            return [(r.outcome, r.reused) for r in bureau.audit_of(session, vault, code)]
+
+    assert audit(known) == [("found", False), ("found", True)]
+    assert audit(unknown) == [("not_found", False)]
+    assert audit(failing) == [("failed:PartnerUnavailable", False)]
+    assert audit(unconsented) == [("refused_no_consent", False)]
+    again = bureau.look_up_firms(
+        engine, vault, client, wanted[:2], requested_by="test",
+        validity=timedelta(hours=24), clock=clock.now,
+    )  # fmt: skip
+    assert again == results[:2]  # reused, the unknown firm too: not asked again
+    assert len([r for r in sim.get("/_sim/requests").json()["items"] if r["method"] == "GET"]) == 2

@@ -12,7 +12,6 @@ amounts asked for in yuan; it names no firm and shows nothing of its record.
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from prefect import flow, get_run_logger, task
@@ -39,22 +38,21 @@ def profile_batch(application_ids: list[str]) -> list[tuple[str, int]]:
     """Take each application of the batch as far as it goes: (outcome, amount asked).
 
     The waiting ones are read at once; the credit database is asked about them
-    CONCURRENCY at a time (each call waits on it); then the decisions are made,
-    CHUNK applications per transaction (hub.loans.profiling.decide).
+    CONCURRENCY at a time (each call waits on it), the consents checked and the
+    uses audited for the whole batch at once (hub.loans.profiling.look_up); then
+    the decisions are made, CHUNK applications per transaction
+    (hub.loans.profiling.decide).
     """
     ctx = hub_context()
-    partners = partner_systems(ctx.settings)
-    failed: dict[str, Exception] = {}
-
-    def ask(item: profiling.Waiting) -> profiling.Looked | None:
-        try:
-            return profiling.look_up(ctx, partners, item, clock.now)
-        except Exception as exc:  # one bad application must not stop the batch
-            failed[item.application_id] = exc
-            return None
-
-    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
-        looked = [a for a in pool.map(ask, profiling.waiting(ctx, application_ids)) if a]
+    items = profiling.waiting(ctx, application_ids)
+    answers = profiling.look_up(
+        ctx, partner_systems(ctx.settings), items, clock.now, concurrency=CONCURRENCY
+    )
+    # One bad application must not stop the batch: its exception is its result.
+    failed = {
+        i.application_id: a for i, a in zip(items, answers, strict=True) if isinstance(a, Exception)
+    }
+    looked = [a for a in answers if isinstance(a, profiling.Looked)]
     decided = profiling.decide(ctx, looked, clock.now, chunk=CHUNK) | failed
     results = []
     for application_id in application_ids:

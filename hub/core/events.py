@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,16 +35,22 @@ def _encode(value: Any) -> Any:
 
 
 def emit(
-    session: Session, type_: str, data: dict[str, Any], recipients: Iterable[str], now: datetime
+    session: Session,
+    type_: str,
+    data: dict[str, Any],
+    recipients: Iterable[str],
+    now: datetime,
+    *,
+    hooked: Collection[str] | None = None,
 ) -> str:
-    """Queue one event for each recipient that has a webhook URL; returns the event id."""
+    """Queue one event for each recipient that has a webhook URL; returns the event id.
+    `hooked`: the partners with a webhook URL, when the caller has read them once
+    for many events (`with_webhooks`)."""
     event_id = new_id("evt")
     body = json.loads(json.dumps(data, default=_encode))
     wanted = set(recipients)
-    with_hooks = session.scalars(
-        select(Partner.id).where(Partner.id.in_(wanted), Partner.webhook_url.is_not(None))
-    ).all()
-    for partner_id in with_hooks:
+    with_hooks = with_webhooks(session, wanted) if hooked is None else wanted.intersection(hooked)
+    for partner_id in sorted(with_hooks):
         session.add(
             Event(
                 id=new_id("evd"),
@@ -59,6 +65,12 @@ def emit(
             )
         )
     return event_id
+
+
+def with_webhooks(session: Session, partner_ids: Collection[str]) -> set[str]:
+    """Those of the partners that have a webhook URL (events are queued for them)."""
+    query = select(Partner.id).where(Partner.id.in_(partner_ids), Partner.webhook_url.is_not(None))
+    return set(session.scalars(query))
 
 
 def envelope(event: Event) -> dict[str, Any]:

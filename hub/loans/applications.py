@@ -19,7 +19,7 @@ is told `loan_application.declined`, with the application as it sees it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -250,14 +250,23 @@ def offer_view(offer: LoanOffer, bank_code: str, now: datetime) -> dict[str, Any
 
 
 def view(
-    session: Session, application: LoanApplication, viewer: Viewer, now: datetime
+    session: Session,
+    application: LoanApplication,
+    viewer: Viewer,
+    now: datetime,
+    *,
+    offers: Sequence[tuple[LoanOffer, str]] | None = None,
 ) -> dict[str, Any]:
-    """The application as `GET /v1/loan-applications/{id}` shows it to this viewer."""
+    """The application as `GET /v1/loan-applications/{id}` shows it to this viewer.
+    `offers`: the viewer's offers with their banks' codes, oldest first, when the
+    caller knows them without asking (an application just opened has none)."""
     firm = session.get_one(Firm, application.firm_id)
-    offers = select(LoanOffer, Partner.code).join(Partner, Partner.id == LoanOffer.bank_id)
-    offers = offers.where(LoanOffer.application_id == application.id)
-    if viewer.kind != "channel":
-        offers = offers.where(LoanOffer.bank_id == viewer.partner_id)
+    if offers is None:
+        query = select(LoanOffer, Partner.code).join(Partner, Partner.id == LoanOffer.bank_id)
+        query = query.where(LoanOffer.application_id == application.id)
+        if viewer.kind != "channel":
+            query = query.where(LoanOffer.bank_id == viewer.partner_id)
+        offers = session.execute(query.order_by(LoanOffer.id)).tuples().all()
     body: dict[str, Any] = {
         "application_id": application.id,
         "status": application.status,
@@ -266,10 +275,7 @@ def view(
         "term_months": application.term_months,
         "purpose": application.purpose,
         "respond_by": as_utc(application.respond_by) if application.respond_by else None,
-        "offers": [
-            offer_view(offer, code, now)
-            for offer, code in session.execute(offers.order_by(LoanOffer.id)).all()
-        ],
+        "offers": [offer_view(offer, code, now) for offer, code in offers],
         "firm": {"uscc": mask_uscc(firm.uscc), "name": firm.name},
         "created_at": as_utc(application.created_at),
     }

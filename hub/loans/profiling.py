@@ -2,10 +2,11 @@
 an application between `profiling` and `open` or `declined`.
 
 For each application being profiled: the firm's record from the public credit
-database under the firm's consent (`bureau.look_up_firm`: audited, reused
-within 24 h, and no transaction held open across the call); then, in one
-transaction, the decision. A consent no longer valid, a firm the database does
-not know, or a dishonest entity is declined before any bank sees anything.
+database under the firm's consent (`bureau.look_up_firms`: audited, reused
+within 24 h, a batch at two transactions, none held open across the calls);
+then the decisions, a chunk of applications per transaction. A consent no
+longer valid, a firm the database does not know, or a dishonest entity is
+declined before any bank sees anything.
 Otherwise the profile — exactly the contract's fields, never the record — is
 stored, and the application matched against the banks' products now: offered
 to the banks with a matching product that the consent covers (one
@@ -143,28 +144,42 @@ def waiting(ctx: HubContext, application_ids: Sequence[str]) -> list[Waiting]:
 
 
 def look_up(
-    ctx: HubContext, partners: Directory, item: Waiting, clock: Callable[[], datetime]
-) -> Looked:
-    """The firm's record under its consent, unless the application has its profile
-    already (then the database is not asked again). No transaction is held open."""
-    if item.profiled:
-        return Looked(item, None)
-    try:
-        record = bureau.look_up_firm(
-            ctx.engine,
-            ctx.vault,
-            partners.bureau,
-            uscc=item.uscc,
-            consent_id=item.consent_id,
-            requested_by=REQUESTED_BY,
-            validity=timedelta(hours=ctx.settings.bureau_lookup_validity_hours),
-            clock=clock,
-        )
-    except consent.ConsentNotValid:
-        return Looked(item, None)  # decided below, under the consent as it stands then
-    except PartnerError:
+    ctx: HubContext,
+    partners: Directory,
+    items: Sequence[Waiting],
+    clock: Callable[[], datetime],
+    concurrency: int = 1,
+) -> list[Looked | Exception]:
+    """Each firm's record under its consent, in order, except for applications that
+    have their profile already (the database is not asked again); an exception is
+    the result of an application whose lookup failed unexpectedly. The batch costs
+    two transactions however long it is, none held open across the calls, and the
+    database is asked `concurrency` firms at a time (`bureau.look_up_firms`)."""
+    asking = [item for item in items if not item.profiled]
+    answers = bureau.look_up_firms(
+        ctx.engine,
+        ctx.vault,
+        partners.bureau,
+        [(item.uscc, item.consent_id) for item in asking],
+        requested_by=REQUESTED_BY,
+        validity=timedelta(hours=ctx.settings.bureau_lookup_validity_hours),
+        clock=clock,
+        concurrency=concurrency,
+    )
+    answered = {item.application_id: a for item, a in zip(asking, answers, strict=True)}
+    return [_looked(item, answered.get(item.application_id)) for item in items]
+
+
+def _looked(
+    item: Waiting, answer: FirmRecord | bureau.Unknown | Exception | None
+) -> Looked | Exception:
+    if answer is None or isinstance(answer, consent.ConsentNotValid):
+        return Looked(item, None)  # decided under the consent as it stands then
+    if isinstance(answer, PartnerError):
         return Looked(item, None, postponed=True)
-    return Looked(item, record)
+    if isinstance(answer, Exception):
+        return answer
+    return Looked(item, answer)
 
 
 def decide(
@@ -193,7 +208,10 @@ def process(
     found = waiting(ctx, [application_id])
     if not found:
         return Done(Outcome.ALREADY_DECIDED, 0)
-    result = decide(ctx, [look_up(ctx, partners, found[0], clock)], clock)[application_id]
+    (looked,) = look_up(ctx, partners, found, clock)
+    if isinstance(looked, Exception):
+        raise looked
+    result = decide(ctx, [looked], clock)[application_id]
     if isinstance(result, Exception):
         raise result
     return result
@@ -201,7 +219,7 @@ def process(
 
 class _Market:
     """What a chunk's decisions share, read when first needed: whether offers are
-    paused, the active products, and the banks' ids by code."""
+    paused, the active products, the banks' ids by code and those with webhooks."""
 
     def __init__(self, session: Session, settings: Settings, now: datetime):
         self._session, self._settings = session, settings
@@ -209,6 +227,7 @@ class _Market:
         self._paused: bool | None = None
         self._products: list[matching.Product] | None = None
         self._bank_ids: dict[str, str] | None = None
+        self._hooked: set[str] | None = None
 
     @property
     def paused(self) -> bool:
@@ -232,6 +251,12 @@ class _Market:
             self._bank_ids = {code: partner_id for code, partner_id in rows}
         return self._bank_ids
 
+    @property
+    def hooked(self) -> set[str]:
+        if self._hooked is None:
+            self._hooked = events.with_webhooks(self._session, self.bank_ids.values())
+        return self._hooked
+
 
 def _decide_chunk(
     session: Session, ctx: HubContext, chunk: Sequence[Looked], now: datetime
@@ -247,12 +272,13 @@ def _decide_chunk(
         )
     }
     # Into the session's identity map, so the consent checks and the views below read
-    # them without a query each.
-    session.scalars(
-        select(Consent).where(Consent.id.in_({a.consent_id for a in applications.values()}))
-    ).all()
-    firms = {a.firm_id for a in applications.values()}
-    session.scalars(select(Firm).where(Firm.id.in_(firms))).all()
+    # them without a query each (held here: the map keeps only what is referenced).
+    consent_ids = {a.consent_id for a in applications.values()}
+    firm_ids = {a.firm_id for a in applications.values()}
+    _held = (
+        session.scalars(select(Consent).where(Consent.id.in_(consent_ids))).all(),
+        session.scalars(select(Firm).where(Firm.id.in_(firm_ids))).all(),
+    )
     market = _Market(session, ctx.settings, now)
     results: dict[str, Done | Exception] = {}
     todo: list[tuple[LoanApplication, Looked]] = []
@@ -332,7 +358,7 @@ def _decide(
     banks = matching.banks_to_offer(market.products, request, consented)
     if not banks:
         return _decline(session, application, DeclineReason.NO_MATCHING_PRODUCT, now)
-    _open(session, application, [market.bank_ids[code] for code in banks], market.respond_by, now)
+    _open(session, application, [market.bank_ids[code] for code in banks], market, now)
     return Outcome.OFFERED
 
 
@@ -350,18 +376,18 @@ def _open(
     session: Session,
     application: LoanApplication,
     bank_ids: list[str],
-    answer_by: datetime,
+    market: _Market,
     now: datetime,
 ) -> None:
     application.status = ApplicationStatus.OPEN
     application.opened_at = now
-    application.respond_by = answer_by
+    application.respond_by = market.respond_by
     for bank_id in bank_ids:
         session.add(ApplicationBank(application_id=application.id, bank_id=bank_id, offered_at=now))
     # One event to every bank offered to: just opened, the application has no offer
     # yet, so each bank's view of it (the profile, its own offers) is the same.
-    data = view(session, application, Viewer(bank_ids[0], "bank"), now)
-    events.emit(session, "loan_application.offered", data, bank_ids, now)
+    data = view(session, application, Viewer(bank_ids[0], "bank"), now, offers=())
+    events.emit(session, "loan_application.offered", data, bank_ids, now, hooked=market.hooked)
 
 
 def _decline(

@@ -278,11 +278,10 @@ def test_one_decision_failing_leaves_the_rest_of_its_chunk_decided(
     monkeypatch.setattr(profiling, "build_profile", failing)
     ctx = context.hub_context()
     partners = partner_systems(ctx.settings)
-    looked = [
-        profiling.look_up(ctx, partners, w, clock.now)
-        for w in profiling.waiting(ctx, list(ids.values()))
-    ]
-    decided = profiling.decide(ctx, looked, clock.now)
+    looked = profiling.look_up(ctx, partners, profiling.waiting(ctx, list(ids.values())), clock.now)
+    decided = profiling.decide(
+        ctx, [a for a in looked if isinstance(a, profiling.Looked)], clock.now
+    )
     assert isinstance(decided[ids[FIRM2]], RuntimeError)
     assert {decided[ids[f]].outcome for f in (FIRM, FIRM3)} == {"offered"}  # type: ignore[union-attr]
     assert [stage.get("ch", ids[f]).json()["status"] for f in (FIRM, FIRM2, FIRM3)] == [
