@@ -266,7 +266,7 @@ def view(
         query = query.where(LoanOffer.application_id == application.id)
         if viewer.kind != "channel":
             query = query.where(LoanOffer.bank_id == viewer.partner_id)
-        offers = session.execute(query.order_by(LoanOffer.id)).tuples().all()
+        offers = [(o, code) for o, code in session.execute(query.order_by(LoanOffer.id))]
     body: dict[str, Any] = {
         "application_id": application.id,
         "status": application.status,
