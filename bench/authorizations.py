@@ -35,6 +35,7 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     SECRET,
     free_port,
     fresh_database,
+    run_wrk,
     say,
 )
 
@@ -194,15 +195,7 @@ def parse_wrk(output: str, endpoint: str, clients: int, cpu: float | None) -> Re
 
 def wrk(port: int, endpoint: str, clients: int, seconds: float, visits: Path, key: str,
         tag: str) -> str:  # fmt: skip
-    command = [
-        "wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:g}s",
-        "--timeout", "10s", "--latency", "-s", str(LUA), f"http://127.0.0.1:{port}",
-        "--", endpoint, str(visits), key, tag,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout
+    return run_wrk(port, LUA, clients, seconds, [endpoint, str(visits), key, tag])
 
 
 # --- the report ------------------------------------------------------------------

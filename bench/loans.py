@@ -51,7 +51,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -80,6 +79,7 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     fresh_database,
     prefect_env,
     prefect_server,
+    run_wrk,
     say,
     wait_until_up,
 )
@@ -535,15 +535,7 @@ def paid_out_loans(settings: Settings, count: int) -> tuple[str, list[tuple[str,
 
 def wrk(port: int, endpoint: str, clients: int, seconds: float, loans: Path, key: str,
         tag: str, paid_at: str) -> str:  # fmt: skip
-    command = [
-        "wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:g}s",
-        "--timeout", "10s", "--latency", "-s", str(LUA), f"http://127.0.0.1:{port}",
-        "--", endpoint, str(loans), key, tag, paid_at,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout
+    return run_wrk(port, LUA, clients, seconds, [endpoint, str(loans), key, tag, paid_at])
 
 
 def check_repayment_books(settings: Settings) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,3 +116,19 @@ def prefect_server(port: int, log: IO[bytes], home: Path) -> Child:
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     health = f"http://127.0.0.1:{port}/api/health"
     return spawn("prefect server", command, prefect_env(port, home), health, log)
+
+
+def run_wrk(port: int, script: Path, clients: int, seconds: float, args: list[str]) -> str:
+    """wrk's report of `clients` connections driving the API on `port` for `seconds`,
+    requests made by the Lua `script` (given `args`)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `make bench` installs it (apt-get install wrk)")
+    command = [
+        "wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:g}s",
+        "--timeout", "10s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}",
+        "--", *args,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
