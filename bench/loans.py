@@ -35,8 +35,9 @@
    under wrk (bench/repayments.lua) at 1 and 8 clients: `POST
    /v1/loans/{id}/repayments` against a bare repayment (one pooled transaction
    with the same UPDATEs and INSERTs, no auth, no idempotency, no ORM) and a
-   trivial endpoint. Target: repayments >= 50% of the bare repayment's rate at
-   each concurrency.
+   trivial endpoint, in --api-rounds alternating rounds, each figure the median
+   round's. Target: repayments >= 50% of the bare repayment's rate at each
+   concurrency.
 
 Results go to .credithub/bench/loans.json. `--only profiling subsidies
 repayments` runs a part. Environment: CREDITHUB_BENCH_ADMIN_URL (a database to
@@ -566,6 +567,11 @@ def check_repayment_books(settings: Settings) -> list[str]:
     return problems
 
 
+def median_round(rounds: list[Result]) -> Result:
+    """The round with the median rate (the lower middle one of an even number)."""
+    return sorted(rounds, key=lambda r: r.rps)[(len(rounds) - 1) // 2]
+
+
 def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
     database_url = fresh_database("credithub_bench_loans_repayments")
     settings = Settings(home=OUT, database_url=database_url, secret_key=SECRET)
@@ -584,30 +590,34 @@ def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
         server = spawn_server(database_url, port, log)
     try:
         wait_for_api(server, port)
-        for clients in args.clients:
-            for endpoint in REPAY_ENDPOINTS:
-                say(f"  {clients:>2} clients  {REPAY_LABELS[endpoint]:<16} warm-up "
-                    f"{args.warmup:g} s, measure {args.seconds:g} s ...")  # fmt: skip
-                wrk(port, endpoint, clients, args.warmup, loans_file, key,
-                    f"w{clients}{endpoint[0]}", paid_at)  # fmt: skip
-                before = cpu_seconds(server.pid)
-                out = wrk(port, endpoint, clients, args.seconds, loans_file, key,
-                          f"m{clients}{endpoint[0]}", paid_at)  # fmt: skip
-                after = cpu_seconds(server.pid)
-                cpu = None if before is None or after is None else after - before
-                r = parse_wrk(out, endpoint, clients, cpu)
-                results.append(r)
-                say(
-                    f"{'':>32}{r.rps:8.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
-                    f"  failed {r.non_2xx + r.socket_errors}  server CPU {r.server_cpu_ms} ms/req"
-                )
+        # Rounds alternate the endpoints, and each figure is the median round's: the
+        # machine's minute-to-minute spread then falls on both sides of a ratio alike.
+        rounds = [(c, n, e) for c in args.clients for n in range(args.api_rounds)
+                  for e in REPAY_ENDPOINTS]  # fmt: skip
+        for clients, round_, endpoint in rounds:
+            say(f"  {clients:>2} clients  {REPAY_LABELS[endpoint]:<16} round {round_ + 1}, "
+                f"warm-up {args.warmup:g} s, measure {args.seconds:g} s ...")  # fmt: skip
+            wrk(port, endpoint, clients, args.warmup, loans_file, key,
+                f"w{clients}{endpoint[0]}{round_}", paid_at)  # fmt: skip
+            before = cpu_seconds(server.pid)
+            out = wrk(port, endpoint, clients, args.seconds, loans_file, key,
+                      f"m{clients}{endpoint[0]}{round_}", paid_at)  # fmt: skip
+            after = cpu_seconds(server.pid)
+            cpu = None if before is None or after is None else after - before
+            r = parse_wrk(out, endpoint, clients, cpu)
+            results.append(r)
+            say(
+                f"{'':>32}{r.rps:8.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
+                f"  failed {r.non_2xx + r.socket_errors}  server CPU {r.server_cpu_ms} ms/req"
+            )
     finally:
         stop_server(server)
     problems = check_repayment_books(settings)
     dispose_engines()
-    by = {(r.endpoint, r.clients): r for r in results}
-    print(f"\n3. loan repayments through the API, {args.repay_loans} loans "
-          f"(load {load:.2f} at start)")  # fmt: skip
+    by = {key: median_round([r for r in results if (r.endpoint, r.clients) == key])
+          for key in {(r.endpoint, r.clients) for r in results}}  # fmt: skip
+    print(f"\n3. loan repayments through the API, {args.repay_loans} loans, the median of "
+          f"{args.api_rounds} alternating rounds (load {load:.2f} at start)")  # fmt: skip
     print(f"   {'clients':>7}  {'endpoint':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'failed':>8}{'server CPU ms/req':>19}")  # fmt: skip
     for c in args.clients:
@@ -618,7 +628,10 @@ def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
                   f"{r.non_2xx + r.socket_errors:>8}{cpu_ms:>19}")  # fmt: skip
     ratios = {c: by[("repayments", c)].rps / by[("bare", c)].rps for c in args.clients}
     for c, ratio in ratios.items():
-        print(f"   {c:>3} clients: repayments / bare repayment = {ratio:6.1%}")
+        each = [r.rps for r in results if r.clients == c and r.endpoint == "repayments"]
+        bare = [r.rps for r in results if r.clients == c and r.endpoint == "bare"]
+        spread = ", ".join(f"{a / b:.0%}" for a, b in zip(each, bare, strict=True))
+        print(f"   {c:>3} clients: repayments / bare repayment = {ratio:6.1%} (rounds: {spread})")
     targets: dict[str, bool] = {
         f"repayments >= {TARGET_REPAYMENT_SHARE:.0%} of the bare repayment at {c} client(s): "
         f"{ratio:.0%}": ratio >= TARGET_REPAYMENT_SHARE
@@ -631,6 +644,7 @@ def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
     return {
         "results": [r.__dict__ for r in results], "ratios": {str(c): v for c, v in ratios.items()},
         "problems": problems, "targets": targets, "loans": args.repay_loans,
+        "rounds": args.api_rounds,
         "load_average_at_start": round(load, 2),
     }  # fmt: skip
 
@@ -653,6 +667,12 @@ def main() -> None:
     parser.add_argument("--repay-loans", type=int, default=512, help="loans to repay over")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--seconds", type=float, default=8, help="per wrk measurement")
+    parser.add_argument(
+        "--api-rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of each repayment measurement (median kept)",
+    )
     parser.add_argument("--warmup", type=float, default=2, help="seconds before each")
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so the child processes are always stopped.

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import TextClause, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from hub.core.ids import new_id
-from models.core.tables import LedgerPosting, UTCDateTime, table_of
+from models.core.tables import LedgerPosting, UTCDateTime
 
 
 def line_held(line_id: str) -> str:
@@ -65,15 +66,19 @@ def hospital_insured(hospital_id: str) -> str:
     return f"hospital:{hospital_id}:insured"
 
 
-# Built once and as text: a statement built per call, or a multi-row
-# `.values([...])`, is compiled per call, which costs more than running it on
-# the authorization hot path.
-_INSERT_POSTING = insert(table_of(LedgerPosting))
-_INSERT_TWO_POSTINGS = text(
-    "INSERT INTO ledger_postings (entry_id, account, amount_fen, kind, ref, created_at) "
-    "VALUES (:entry_id, :a1, :f1, :kind, :ref, :created_at), "
-    "(:entry_id, :a2, :f2, :kind, :ref, :created_at)"
-).bindparams(bindparam("created_at", type_=UTCDateTime()))
+@cache
+def _insert_postings(legs: int) -> TextClause:
+    """One INSERT of an entry's `legs` rows, built once per number of legs and as text:
+    a statement built per call, a multi-row `.values([...])` (compiled per call) or
+    an executemany each cost more than running it on the hot paths (authorizations,
+    repayments)."""
+    rows = ", ".join(
+        f"(:entry_id, :a{n}, :f{n}, :kind, :ref, :created_at)" for n in range(1, legs + 1)
+    )
+    return text(
+        "INSERT INTO ledger_postings (entry_id, account, amount_fen, kind, ref, created_at) "
+        f"VALUES {rows}"
+    ).bindparams(bindparam("created_at", type_=UTCDateTime()))
 
 
 class UnbalancedEntry(AssertionError):
@@ -90,18 +95,10 @@ def post(
     if sum(amount for _, amount in rows) != 0:
         raise UnbalancedEntry(f"{kind} {ref}: postings sum to {sum(a for _, a in rows)}")
     entry_id = new_id("je")
-    common = {"entry_id": entry_id, "kind": kind, "ref": ref, "created_at": now}
-    if len(rows) == 2:  # the common two-leg entry: one prebuilt two-row INSERT
-        (debit, debit_fen), (credit, credit_fen) = rows
-        session.connection().execute(
-            _INSERT_TWO_POSTINGS,
-            {**common, "a1": debit, "f1": debit_fen, "a2": credit, "f2": credit_fen},
-        )
-    else:
-        session.connection().execute(
-            _INSERT_POSTING,
-            [{**common, "account": account, "amount_fen": amount} for account, amount in rows],
-        )
+    values: dict[str, object] = {"entry_id": entry_id, "kind": kind, "ref": ref, "created_at": now}
+    for n, (account, amount) in enumerate(rows, start=1):
+        values[f"a{n}"], values[f"f{n}"] = account, amount
+    session.connection().execute(_insert_postings(len(rows)), values)
     return entry_id
 
 

@@ -177,7 +177,9 @@ def allocate_repayment(
     current_interest = take(at.current, at.current.unpaid_interest_fen) if at.current else 0
     current_principal = take(at.current, at.current.unpaid_principal_fen) if at.current else 0
     early = left  # within the payoff, so only future principal is left to pay
-    after = {i.n: replace(i, paid_fen=i.paid_fen + paid.get(i.n, 0)) for i in instalments}
+    after = {i.n: i for i in instalments}
+    for n, amount in paid.items():  # only the instalments paid change
+        after[n] = replace(after[n], paid_fen=after[n].paid_fen + amount)
     if early:
         assert at.current is not None  # future principal implies a current instalment
         paid[at.current.n] = paid.get(at.current.n, 0) + early
