@@ -236,11 +236,18 @@ _COLUMNS = ["id", "loan_id", "bank_id", "channel_id", "month", "interest_paid_fe
 def _insert_subsidies(
     dialect: str, run: _Run, month: Month, grades: list[str], points_bps: int, now: dt.datetime
 ) -> Any:
-    """The month's subsidies (`_computed`), inserted unless the loan's month has one."""
+    """The month's subsidies (`_computed`), inserted unless the loan's month has one.
+
+    The unique key (loan, month) skips the loans granted already, not a NOT EXISTS
+    in the SELECT: that would read the table this statement fills, and when the
+    table's statistics say it is empty (a new installation's first month)
+    PostgreSQL probes it with a scan per row, each longer than the last — 184 s
+    for 80,000 loans instead of 0.35 s."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    selected = _computed(dialect, run, month, grades, points_bps, now, skip_granted=False)
     return (
         insert(table_of(Subsidy))
-        .from_select(_COLUMNS, _computed(dialect, run, month, grades, points_bps, now))
+        .from_select(_COLUMNS, selected)
         .on_conflict_do_nothing(index_elements=["loan_id", "month"])
     )
 
@@ -248,25 +255,36 @@ def _insert_subsidies(
 def computed(
     session: Session, month: Month, grades: list[str], points_bps: int, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """The month's subsidies as `grant_month` would record them now, recording nothing."""
-    statement = computing(session.connection().dialect.name, month, grades, points_bps, now)
+    """The month's subsidies as `grant_month` would record them now, recording nothing
+    (the loans granted the month already left out)."""
+    dialect = session.connection().dialect.name
+    statement = _computed(dialect, _Run.new(), month, grades, points_bps, now, skip_granted=True)
     return [dict(zip(_COLUMNS, row, strict=True)) for row in session.execute(statement)]
 
 
 def computing(
     dialect: str, month: Month, grades: list[str], points_bps: int, now: dt.datetime
 ) -> Any:
-    """The statement that computes the month (`grant_month` inserts from it): the
-    computation alone, which `bench/loans.py` times against a bare aggregate."""
-    return _computed(dialect, _Run.new(), month, grades, points_bps, now)
+    """The statement that computes the month, `grant_month` inserts from it (the loans
+    granted already are skipped by the insert): the computation alone, which
+    `bench/loans.py` times against a bare aggregate."""
+    return _computed(dialect, _Run.new(), month, grades, points_bps, now, skip_granted=False)
 
 
 def _computed(
-    dialect: str, run: _Run, month: Month, grades: list[str], points_bps: int, now: dt.datetime
+    dialect: str,
+    run: _Run,
+    month: Month,
+    grades: list[str],
+    points_bps: int,
+    now: dt.datetime,
+    *,
+    skip_granted: bool,
 ) -> Any:
-    """The month's eligible loans not granted yet, with their amount by `policy.subsidy_amount`:
-    floor(interest × min(points, rate) / rate), integer division of non-negative integers;
-    a row per subsidy in `_COLUMNS` order, ids numbered within the run."""
+    """The month's eligible loans (those not granted yet if `skip_granted`), with their
+    amount by `policy.subsidy_amount`: floor(interest × min(points, rate) / rate),
+    integer division of non-negative integers; a row per subsidy in `_COLUMNS`
+    order, ids numbered within the run."""
     # The month's interest per loan first (the bare aggregate itself), numbered as it
     # comes (unique; no order, which is cheaper), then joined to the loans: cheaper
     # than grouping the join, and the window numbers narrow rows.
@@ -297,31 +315,28 @@ def _computed(
             paid.c.k,
         )
         .join(paid, paid.c.loan_id == Loan.id)
-        .where(
-            # A loan's firm passed the dishonesty check at its profile (module docstring).
-            Loan.grade.in_(grades),
-            rate > 0,
-            ~select(Subsidy.id)
-            .where(Subsidy.loan_id == Loan.id, Subsidy.month == month.label)
-            .exists(),
-        )
-        .subquery()
+        # A loan's firm passed the dishonesty check at its profile (module docstring).
+        .where(Loan.grade.in_(grades), rate > 0)
     )
+    if skip_granted:
+        granted = select(Subsidy.id).where(Subsidy.loan_id == Loan.id, Subsidy.month == month.label)
+        per_loan = per_loan.where(~granted.exists())
+    eligible = per_loan.subquery()
     return select(
-        literal(run.subsidy).concat(_numbered(dialect, per_loan.c.k)),
-        per_loan.c.loan_id,
-        per_loan.c.bank_id,
-        per_loan.c.channel_id,
+        literal(run.subsidy).concat(_numbered(dialect, eligible.c.k)),
+        eligible.c.loan_id,
+        eligible.c.bank_id,
+        eligible.c.channel_id,
         literal(month.label),
-        per_loan.c.paid,
-        per_loan.c.amount,
+        eligible.c.paid,
+        eligible.c.amount,
         literal(RULE),
-        per_loan.c.grade,
-        per_loan.c.rate,
+        eligible.c.grade,
+        eligible.c.rate,
         literal(points_bps, Integer),
         literal(str(SubsidyStatus.GRANTED)),
         literal(now, Instant),
-    ).where(per_loan.c.amount > 0)
+    ).where(eligible.c.amount > 0)
 
 
 def _insert_entries(dialect: str, run: _Run, now: dt.datetime) -> Any:
