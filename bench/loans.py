@@ -85,6 +85,7 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     prefect_server,
     run_wrk,
     say,
+    settle,
     wait_until_up,
 )
 
@@ -696,7 +697,9 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     for name in args.only:
-        load = os.getloadavg()[0]
+        say(f"[{name}] letting the machine settle (a checkpoint; load average under 1, "
+            "at most 90 s)")  # fmt: skip
+        load = settle()
         say(f"[{name}] load average {load:.2f} on {os.cpu_count()} CPUs "
             "(other work here skews the figures)")  # fmt: skip
         summary[name] = PARTS[name](args, load)

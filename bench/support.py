@@ -17,6 +17,7 @@ from typing import IO
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from credithub.threaded_server import free_port
 
@@ -132,3 +133,22 @@ def run_wrk(port: int, script: Path, clients: int, seconds: float, args: list[st
     if done.returncode != 0:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def settle(quiet_load: float = 1.0, patience: float = 90) -> float:
+    """Let the machine settle before a measurement: the database writes its dirty
+    pages (CHECKPOINT, else the previous part's writes land during this one), then
+    wait until the 1-minute load average is under `quiet_load` or `patience`
+    seconds have passed. Returns the load average then."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("CHECKPOINT"))
+    except DBAPIError as exc:  # needs a superuser or pg_checkpoint: go on without it
+        say(f"  (no checkpoint: {type(exc.orig).__name__})")
+    finally:
+        admin.dispose()
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] >= quiet_load and time.monotonic() < deadline:
+        time.sleep(2)
+    return os.getloadavg()[0]
