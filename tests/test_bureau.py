@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from tests.live import serve
 
 KEY = "bureau-test-key"
 PERSON = "350203198001011235"
+RUNS = 3  # profiling runs at once
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 
@@ -221,3 +223,36 @@ def test_a_batch_of_firms_is_consented_audited_and_asked_once_per_firm(
     )  # fmt: skip
     assert again == results[:2]  # reused, the unknown firm too: not asked again
     assert len([r for r in sim.get("/_sim/requests").json()["items"] if r["method"] == "GET"]) == 2
+
+
+def test_runs_asking_about_the_same_firms_at_once_both_succeed(
+    setup: tuple[World, CreditBureauClient, httpx.Client],
+) -> None:
+    """Two profiling runs at once, each with a batch of the same firms: both get the
+    records (each remembers them with an upsert, so neither fails on the other's
+    row), and every use is audited once."""
+    world, client, _ = setup
+    codes = [_code(n) for n in range(10, 30)]
+    wanted = [(code, _firm_consent(world, code)) for code in codes]
+    engine, vault = get_engine(world.settings), get_vault(world.settings)
+    start = threading.Barrier(RUNS)
+    results: list[list[object]] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(
+            list(bureau.look_up_firms(
+                engine, vault, client, wanted, requested_by="test",
+                validity=timedelta(hours=24), clock=clock.now, concurrency=4,
+            ))
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=run) for _ in range(RUNS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == RUNS
+    assert all(isinstance(r, FirmRecord) for each in results for r in each), results
+    with unit_of_work(engine) as session:
+        assert all(len(bureau.audit_of(session, vault, code)) == RUNS for code in codes)
