@@ -40,14 +40,19 @@ def setup(settings: Settings) -> Iterator[tuple[World, CreditBureauClient, httpx
         sim.close()
 
 
-def _consent(world: World, expires_at: datetime | None = None) -> str:
+def _consent(
+    world: World,
+    expires_at: datetime | None = None,
+    subject: str = PERSON,
+    purpose: str = "medical_credit",
+) -> str:
     vault = get_vault(world.settings)
     with unit_of_work(get_engine(world.settings)) as session:
         return consent.record(
             session,
             partner_id=world.ids["h1"],
-            subject_hash=vault.lookup_hash(PERSON),
-            purpose="medical_credit",
+            subject_hash=vault.lookup_hash(subject),
+            purpose=purpose,
             text_version="v1",
             granted_at=T0,
             expires_at=expires_at,
@@ -141,19 +146,7 @@ def test_an_unknown_person_and_a_failing_database(
 
 
 def _firm_consent(world: World, uscc: str) -> str:
-    vault = get_vault(world.settings)
-    with unit_of_work(get_engine(world.settings)) as session:
-        return consent.record(
-            session,
-            partner_id=world.ids["h1"],
-            subject_hash=vault.lookup_hash(uscc),
-            purpose=bureau.PURPOSE_BUSINESS_LOAN,
-            text_version="v1",
-            granted_at=T0,
-            expires_at=None,
-            scope=None,
-            now=T0,
-        ).id
+    return _consent(world, subject=uscc, purpose=bureau.PURPOSE_BUSINESS_LOAN)
 
 
 def _code(n: int) -> str:

@@ -90,20 +90,19 @@ def look_up_person(
     clock: Callable[[], datetime],
 ) -> PersonRecord | Unknown:
     """The person's record, or UNKNOWN; raises ConsentNotValid or PartnerError."""
-    (result,) = _look_up_all(
-        engine,
-        vault,
-        PersonRecord,
-        directory.person,
-        [(id_number, consent_id)],
-        purpose=purpose,
-        requested_by=requested_by,
-        validity=validity,
-        clock=clock,
+    return _only(
+        _look_up_all(
+            engine,
+            vault,
+            PersonRecord,
+            directory.person,
+            [(id_number, consent_id)],
+            purpose=purpose,
+            requested_by=requested_by,
+            validity=validity,
+            clock=clock,
+        )
     )
-    if isinstance(result, Exception):
-        raise result
-    return result
 
 
 def look_up_firm(
@@ -120,18 +119,17 @@ def look_up_firm(
     """The firm's record for a business loan, or UNKNOWN; raises ConsentNotValid or
     PartnerError. The firm's subject is the keyed hash of its code, as a person's is
     of their identity number."""
-    (result,) = look_up_firms(
-        engine,
-        vault,
-        directory,
-        [(uscc, consent_id)],
-        requested_by=requested_by,
-        validity=validity,
-        clock=clock,
+    return _only(
+        look_up_firms(
+            engine,
+            vault,
+            directory,
+            [(uscc, consent_id)],
+            requested_by=requested_by,
+            validity=validity,
+            clock=clock,
+        )
     )
-    if isinstance(result, Exception):
-        raise result
-    return result
 
 
 def look_up_firms(
@@ -227,6 +225,14 @@ def _look_up_all(
                 results[i] = result
         _keep(session, vault, purpose, kept, now)
     return _all_answered(results)
+
+
+def _only(results: list[R | Unknown | Exception]) -> R | Unknown:
+    """A batch of one's answer, its exception raised."""
+    (result,) = results
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _all_answered(results: list[T | None]) -> list[T]:
