@@ -20,6 +20,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from hub.core.private_files import private_file, private_folder
+from hub.core.settings import DEFAULT_SQLITE_FILE
 from hub.settings import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
@@ -55,7 +57,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
     engine = _engines.get(url)
     if engine is None:
         if url.startswith("sqlite"):
-            Path(settings.home).mkdir(parents=True, exist_ok=True)
+            private_folder(Path(settings.home))
+            if not settings.database_url:  # the default file, in the home folder
+                private_file(Path(settings.home) / DEFAULT_SQLITE_FILE)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             _configure_sqlite(engine)
         else:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hub.core.private_files import private_folder
 from hub.settings import Settings, get_settings
 
 _ID_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
@@ -83,7 +84,7 @@ def load_master_key(settings: Settings) -> bytes:
     if not path.exists():
         # Written whole to a private temporary file, then linked into place, so a
         # racing process either wins or reads the winner's complete key.
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         tmp = path.with_name(f".secret.key.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

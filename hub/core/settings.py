@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_SQLITE_FILE = "credithub.db"  # in the home folder, when no database URL is set
 
 
 class CoreSettings(BaseModel):
@@ -48,4 +49,4 @@ class CoreSettings(BaseModel):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'credithub.db'}"
+        return f"sqlite:///{self.home / DEFAULT_SQLITE_FILE}"
