@@ -79,8 +79,12 @@ def _settings(home: Path, url: str) -> Settings:
         home=home,
         database_url=url,
         secret_key="test-secret-key",
+        # Off, as in a test every request is a key lookup; tests/test_guards.py
+        # switches each on.
         auth_cache_seconds=0,
         rate_limit_per_second=0,
+        unknown_key_lookups_per_second=0,
+        partner_concurrency=0,
     )
 
 

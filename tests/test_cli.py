@@ -251,7 +251,13 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
     # PostgreSQL: conftest's migrated database, emptied for this test.
     pg = request.param != "sqlite"
     url = request.getfixturevalue("pg_settings").database_url if pg else ""
-    settings = Settings(home=home, database_url=url, auth_cache_seconds=0, rate_limit_per_second=0)
+    settings = Settings(
+        home=home,
+        database_url=url,
+        auth_cache_seconds=0,
+        rate_limit_per_second=0,
+        unknown_key_lookups_per_second=0,
+    )
     hub = Hub(home, cwd, url, settings, client=None)  # type: ignore[arg-type]
     # The first command creates the home folder, the database and the key file.
     r = hub.run("db", "upgrade")

@@ -356,6 +356,54 @@ def test_a_non_json_body_is_415(world: World, content: bytes, content_type: str)
     assert_problem(r, 415)
 
 
+@pytest.mark.parametrize(
+    "content,content_type",
+    [
+        (json.dumps({"id_number": ID_NUMBERS[0]}), "utf-16"),  # with its byte-order mark
+        (json.dumps({"id_number": ID_NUMBERS[0]}), "utf-16-le"),
+        (json.dumps({"id_number": ID_NUMBERS[0]}), "utf-8-sig"),  # what Excel and Notepad write
+        ('{"id_number": "张三"}', "gbk"),
+    ],
+)
+def test_a_body_not_in_utf8_is_415(world: World, content: str, content_type: str) -> None:
+    raw = content.encode(content_type)
+    r = send(world, "h1", "/v1/eligibility-checks", content=raw)
+    assert_problem(r, 415, "unsupported_media_type")
+
+
+def test_a_charset_other_than_utf8_is_415(world: World) -> None:
+    body = json.dumps({"id_number": ID_NUMBERS[0]}).encode()
+    r = send(
+        world,
+        "h1",
+        "/v1/eligibility-checks",
+        content=body,
+        content_type="application/json; charset=gbk",
+    )
+    assert_problem(r, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "content,field",
+    [
+        (f'{{"id_number": "{ID_NUMBERS[0]}", "id_number": "{ID_NUMBERS[1]}"}}', "id_number"),
+        ('{"a": {"b": 1, "b": 2}}', "b"),
+    ],
+)
+def test_a_key_twice_in_one_object_is_422_not_the_last_one_winning(
+    world: World, content: str, field: str
+) -> None:
+    r = send(world, "h1", "/v1/eligibility-checks", content=content.encode())
+    problem = assert_problem(r, 422, "validation_failed")
+    assert fields_of(problem) == [field]
+    assert ID_NUMBERS[0] not in r.text and ID_NUMBERS[1] not in r.text
+
+
+def test_an_integer_too_long_to_parse_is_422_not_415(world: World) -> None:
+    body = b'{"amount_fen": ' + b"9" * 5000 + b"}"
+    assert_problem(send(world, "h1", "/v1/eligibility-checks", content=body), 422)
+
+
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
 def test_the_json_media_type_with_parameters_or_any_case_is_accepted(
     world: World, content_type: str
@@ -785,6 +833,22 @@ def test_an_invalid_client_request_id_is_replaced(world: World, subtests: pytest
 )
 def test_unknown_routes_and_methods_are_problems(world: World, case: str, status: int) -> None:
     assert_problem(RESPONSES[case](world, {}), status)
+
+
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("DELETE", "/v1/visits", "GET, POST"),
+        ("POST", "/v1/health", "GET"),
+        ("PUT", "/v1/credit-lines/cl_x", "GET"),
+    ],
+)
+def test_a_405_says_which_methods_the_path_takes(
+    world: World, method: str, path: str, allowed: str
+) -> None:
+    r = world.client.request(method, path, headers=world.headers("h1"))
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == allowed
 
 
 def test_health_needs_no_credentials(world: World) -> None:

@@ -26,6 +26,14 @@ class CoreSettings(BaseModel):
     # Partners
     rate_limit_per_second: float = 200.0
     auth_cache_seconds: float = 5.0  # how long a key lookup is trusted in one process
+    # Lookups of keys never seen, per client address: a flood of guessed keys
+    # stays off the database.
+    unknown_key_lookups_per_second: float = 20.0
+    # A partner's requests doing database work at once, per API process; more
+    # wait up to `partner_queue_seconds` (then 429), so no partner takes the
+    # threads and connections the others need.
+    partner_concurrency: int = Field(default=8, ge=0)
+    partner_queue_seconds: float = Field(default=2.0, gt=0)
     rotated_key_grace_hours: int = 24
     idempotency_retention_hours: int = 24
 

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.context import HubContext
@@ -80,6 +81,15 @@ class RequestIdMiddleware:
             await problem_response(failure)(scope, receive, send_with_id)
 
 
+def _methods_on(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves on the request's path (for a 405's `Allow`)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ctx = HubContext.of(settings)
@@ -133,9 +143,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas |= mount(app, pipeline, loan_servicing.routes, "loan servicing")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
-            return problem_response(MethodNotAllowed("this method is not allowed on this path"))
+            allowed = ", ".join(_methods_on(app, request.scope))
+            return problem_response(
+                MethodNotAllowed(f"this path takes {allowed}"), headers={"Allow": allowed}
+            )
         return problem_response(RouteNotFound("no such endpoint; see /docs for the API"))
 
     def openapi() -> dict[str, Any]:

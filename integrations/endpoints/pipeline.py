@@ -1,8 +1,9 @@
 """The path every partner request takes, in the contract's order of errors.
 
-401 authentication → 429 rate limit → 403 kind → 400 Idempotency-Key →
-413/415 body → 422 validation → the use case (404, 409, 402) inside one
-transaction together with its idempotency record. The hub runs every
+401 authentication (unknown keys looked up at a rate per client address) →
+429 rate limit → 403 kind → 400 Idempotency-Key → 413/415 body → 422
+validation → the use case (404, 409, 402) inside one transaction together with
+its idempotency record, in one of the partner's few slots for database work. The hub runs every
 transaction: a use case is handed the open one, and a route may first do work
 that must not hold one open (`before`: a call to another system).
 """
@@ -26,11 +27,11 @@ from starlette.responses import Response
 from hub.context import HubContext
 from hub.core import clock, idempotency, partners
 from hub.core.db import Transaction, run_read
-from hub.core.errors import Forbidden, HubError, Invalid, NotFound, Unauthenticated
+from hub.core.errors import FieldError, Forbidden, HubError, Invalid, NotFound, Unauthenticated
 from hub.core.partners import Caller
 from hub.core.personal_data import Vault
 from hub.settings import Settings
-from integrations.endpoints.guards import KeyCache, RateLimiter
+from integrations.endpoints.guards import Busy, ConcurrencyLimiter, KeyCache, RateLimiter
 from integrations.endpoints.problems import (
     IdempotencyKeyInvalid,
     IdempotencyKeyMissing,
@@ -50,6 +51,7 @@ log = logging.getLogger("credithub.api")
 
 MAX_BODY = 1024 * 1024
 _KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_CHARSET = re.compile(r"charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 _RETRIES = 3
 
 
@@ -70,6 +72,52 @@ class Call:
 
 Handler = Callable[[Call, Transaction], tuple[int, Any]]
 Before = Callable[[Call, HubContext], Any]
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as the contract reads it: UTF-8 JSON, each key once (§1).
+
+    Not UTF-8 (UTF-16, a byte-order mark) or not JSON is a 415; a key twice in
+    one object, where a parser would silently keep the last, and a number too
+    long to parse are 422s.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsupportedMediaType("the body is not UTF-8; send JSON in UTF-8") from exc
+    if text.startswith("\ufeff"):
+        raise UnsupportedMediaType("the body starts with a byte-order mark; send UTF-8 without one")
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as exc:
+        raise Invalid(
+            f"the key {exc.key!r} appears twice in one object",
+            errors=[FieldError(exc.key, "appears more than once in its object")],
+        ) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UnsupportedMediaType("the body is not valid JSON") from exc
+    except ValueError as exc:  # an integer of thousands of digits (int's own limit)
+        raise Invalid(
+            "a number in the body has too many digits",
+            errors=[FieldError("body", "a number has too many digits")],
+        ) from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -94,6 +142,10 @@ class Pipeline:
         self.ctx, self.settings, self.vault = ctx, ctx.settings, ctx.vault
         self.keys = KeyCache(ctx.settings.auth_cache_seconds)
         self.limiter = RateLimiter(ctx.settings.rate_limit_per_second)
+        self.lookups = RateLimiter(ctx.settings.unknown_key_lookups_per_second)
+        self.slots = ConcurrencyLimiter(
+            ctx.settings.partner_concurrency, ctx.settings.partner_queue_seconds
+        )
 
     async def handle(
         self,
@@ -131,15 +183,18 @@ class Pipeline:
                 self.vault,
                 idempotency_key=key,
             )
-            if before is not None:  # outside any transaction
-                call = replace(call, prepared=await run_in_threadpool(before, call, self.ctx))
-            if key is None:
-                status, text = await run_in_threadpool(self._run_read, call, handler)
-                return _response(status, text)
-            status, text, replayed = await run_in_threadpool(
-                self._run_write, call, handler, key, request.method, request.url.path, parsed
-            )
+            async with self.slots.slot(caller.partner_id):
+                if before is not None:  # outside any transaction
+                    call = replace(call, prepared=await run_in_threadpool(before, call, self.ctx))
+                if key is None:
+                    status, text = await run_in_threadpool(self._run_read, call, handler)
+                    return _response(status, text)
+                status, text, replayed = await run_in_threadpool(
+                    self._run_write, call, handler, key, request.method, request.url.path, parsed
+                )
             return _response(status, text, {"Idempotent-Replayed": "true"} if replayed else None)
+        except Busy:
+            return problem_response(RateLimited(1, "too many requests of this partner at once"))
         except HubError as error:
             return problem_response(error)
 
@@ -151,6 +206,13 @@ class Pipeline:
             raise Unauthenticated("send Authorization: Bearer <api_key>")
         known, caller = self.keys.get(api_key)
         if not known:
+            # A key never seen costs a database lookup: at most a few a second
+            # from one address, so that guessing keys cannot load the database.
+            if not self.keys.was_known(api_key):
+                address = request.client.host if request.client else ""
+                wait = self.lookups.allow(address)
+                if wait:
+                    raise RateLimited(wait)
             caller = await run_in_threadpool(self._lookup_key, api_key)
             self.keys.put(api_key, caller)
         if caller is None:
@@ -183,13 +245,14 @@ class Pipeline:
         raw = b"".join(chunks)
         if not raw.strip():
             return {}
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        media, _, options = request.headers.get("content-type", "").partition(";")
+        media = media.strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             raise UnsupportedMediaType("send the body as Content-Type: application/json")
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise UnsupportedMediaType("the body is not valid JSON") from exc
+        charset = _CHARSET.search(options)
+        if charset and charset.group(1).lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType("send the body in UTF-8 (charset=utf-8)")
+        return parse_json(raw)
 
     @staticmethod
     def _validate(model: type[BaseModel] | None, parsed: Any) -> Any:

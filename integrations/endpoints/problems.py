@@ -62,8 +62,8 @@ class RateLimited(ApiError):
     code = "rate_limited"
     title = "Too many requests"
 
-    def __init__(self, retry_after: int):
-        super().__init__(f"over the rate limit; retry after {retry_after} s")
+    def __init__(self, retry_after: int, reason: str = "over the rate limit"):
+        super().__init__(f"{reason}; retry after {retry_after} s")
         self.retry_after = retry_after
 
 
