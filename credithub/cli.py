@@ -88,10 +88,14 @@ def api(
 @app.command()
 def up() -> None:
     """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
+    from credithub.prefect_access import OpenServer
     from credithub.supervisor import run_all
 
     os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)  # the simulated clock is the demo's only
-    run_all()
+    try:
+        run_all()
+    except OpenServer as exc:
+        _fail(str(exc))
 
 
 @partners_app.command("add")
