@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -87,10 +88,14 @@ def api(
 @app.command()
 def up() -> None:
     """Run everything: migrations, then the API (with its docs); Ctrl-C stops it."""
+    from credithub.prefect_access import OpenServer
     from credithub.supervisor import run_all
 
     os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)  # the simulated clock is the demo's only
-    run_all()
+    try:
+        run_all()
+    except OpenServer as exc:
+        _fail(str(exc))
 
 
 @partners_app.command("add")
@@ -129,6 +134,29 @@ def partners_rotate_key(code: str) -> None:
     except HubError as exc:
         _fail(exc.detail)
     print(json.dumps({"code": code, "api_key": key}))
+
+
+@partners_app.command("rotate-webhook-secret")
+def partners_rotate_webhook_secret(
+    code: str,
+    overlap_hours: int = typer.Option(
+        24, "--overlap-hours", min=0, help="how long the old secret keeps signing too"
+    ),
+) -> None:
+    """Issue a new webhook secret; prints it once. Until the overlap ends, every event
+    carries two signatures (new and old), so the partner can switch at its own pace."""
+    try:
+        rotated = partner_admin.rotate_webhook_secret(
+            hub_context(), code, overlap=timedelta(hours=overlap_hours)
+        )
+    except HubError as exc:
+        _fail(exc.detail)
+    until = rotated.previous_valid_until.isoformat(timespec="seconds").replace("+00:00", "Z")
+    print(
+        json.dumps(
+            {"code": code, "webhook_secret": rotated.webhook_secret, "previous_valid_until": until}
+        )
+    )
 
 
 @partners_app.command("disable")

@@ -79,6 +79,7 @@ def overrides(
         "database_url": database_url or "",  # empty: a SQLite file under the demo's home
         "secret_key": "",  # a key file of the demo's own, under its home
         "api_host": "127.0.0.1",
+        "prefect_host": "127.0.0.1",  # the demo's own server, on this machine only
         "api_port": ports["api"],
         "bureau_url": url(ports["bureau"]),
         "bureau_api_key": STAND_IN_KEY,

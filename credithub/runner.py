@@ -10,6 +10,7 @@ whose debts are not yet due.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any, cast
 
 import httpx
 
+from credithub import prefect_access
 from credithub.demo import read_up_file
 from hub.settings import Settings, get_settings
 
@@ -109,9 +111,14 @@ def run_now(
 ) -> Outcome:
     """Start one run of the deployment, wait for its end; `on_state` hears each state."""
     address = prefect_address(settings)
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: f"{address}/api"}):
+    # A server beyond loopback requires its auth string (credithub/prefect_access.py).
+    auth = prefect_access.client_auth(os.environ)
+    updates: dict[Any, Any] = {PREFECT_API_URL: f"{address}/api"}
+    if auth:
+        updates[PREFECT_API_AUTH_STRING] = auth
+    with temporary_settings(updates=updates):
         return _run(address, deployment_name(flow_name), as_of, on_state)
 
 

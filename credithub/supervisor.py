@@ -4,7 +4,8 @@ Parts run as child processes in their own process groups (a worker started
 without job control would ignore SIGTERM otherwise), each logging to
 `.credithub/logs/<part>.log`. Prefect runs offline with its home inside
 `.credithub/` and an explicit PREFECT_API_URL, so no process starts a
-temporary server of its own.
+temporary server of its own. Asked to put the Prefect server beyond loopback,
+`up` requires an auth string first (credithub/prefect_access.py).
 
 Up means every part answers: the flows part only once the Prefect server lists
 every deployment of flows/serve.py as served. Ctrl-C stops the parts one at a
@@ -34,7 +35,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from credithub import demo
+from credithub import demo, prefect_access
 from hub.core import migrate
 from hub.settings import Settings, get_settings
 
@@ -56,9 +57,11 @@ class Part:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
 
-def prefect_env(settings: Settings, port: int) -> dict[str, str]:
+def prefect_env(settings: Settings, port: int, auth: str | None = None) -> dict[str, str]:
+    """What every part needs to reach the Prefect server (`auth`: its auth string)."""
     return {
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        **prefect_access.environment(auth),
+        "PREFECT_API_URL": f"{prefect_base(settings, port)}/api",
         "PREFECT_HOME": str(Path(settings.home) / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
@@ -67,8 +70,14 @@ def prefect_env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
+def prefect_base(settings: Settings, port: int) -> str:
+    """The Prefect server's base URL, as this machine's clients reach it."""
+    return f"http://{prefect_access.client_host(settings.prefect_host)}:{port}"
+
+
 def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]:
     py, api = str(BIN / "python"), f"http://{settings.api_host}:{settings.api_port}"
+    prefect = prefect_base(settings, ports["prefect"])
     his_url = f"http://127.0.0.1:{ports['his']}" if "his" in ports else HIS_URL  # the demo's
     parts = [
         Part(
@@ -78,12 +87,12 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
                 "server",
                 "start",
                 "--host",
-                "127.0.0.1",
+                settings.prefect_host,
                 "--port",
                 str(ports["prefect"]),
             ],
-            f"http://127.0.0.1:{ports['prefect']}/api/health",
-            f"http://127.0.0.1:{ports['prefect']}",
+            f"{prefect}/api/health",  # answers without authentication
+            prefect,
             note="the Prefect UI: deployments, runs, artifacts",
             stop_rank=4,
         ),
@@ -170,7 +179,7 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
             "flows",
             [py, "-m", "flows.serve"],
             "",
-            f"http://127.0.0.1:{ports['prefect']}/deployments",
+            f"{prefect}/deployments",
             note="every deployment served (flows/serve.py)",
             stop_rank=0,
         ),
@@ -178,7 +187,9 @@ def plan(settings: Settings, ports: dict[str, int], up_file: Path) -> list[Part]
     return parts
 
 
-def deployments_served(prefect: str, names: list[str], since: datetime) -> bool:
+def deployments_served(
+    prefect: str, names: list[str], since: datetime, auth: str | None = None
+) -> bool:
     """Whether the Prefect server at `prefect` lists every deployment in `names`, not
     paused, polled by a runner since `since` (a deployment stays listed, paused, after
     its runner stopped: listed alone says nothing about this start)."""
@@ -186,6 +197,7 @@ def deployments_served(prefect: str, names: list[str], since: datetime) -> bool:
         answer = httpx.post(
             f"{prefect}/api/deployments/filter",
             json={"deployments": {"name": {"any_": names}}},
+            headers=prefect_access.headers(auth),
             timeout=2,
         )
         answer.raise_for_status()
@@ -301,7 +313,10 @@ def with_demo_systems(settings: Settings) -> Settings:
 
 
 def run_all() -> None:
+    """Start everything; raises prefect_access.OpenServer, before starting anything,
+    when the Prefect server would listen beyond loopback without an auth string."""
     settings = get_settings()
+    auth = prefect_access.server_auth(settings.prefect_host, os.environ)
     home = Path(settings.home)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -312,7 +327,7 @@ def run_all() -> None:
     bank_systems, hospital_systems = settings.bank_systems, settings.hospital_systems
     env = {
         **os.environ,
-        **prefect_env(settings, ports["prefect"]),
+        **prefect_env(settings, ports["prefect"], auth),
         "CREDITHUB_HOME": str(home),
         "CREDITHUB_BANK_SYSTEMS": json.dumps(bank_systems),
         "CREDITHUB_HOSPITAL_SYSTEMS": json.dumps(hospital_systems),
@@ -332,7 +347,7 @@ def run_all() -> None:
     parts = plan(settings, ports, up_file)
     flows = next(p for p in parts if p.name == "flows")
     prefect = next(p for p in parts if p.name == "prefect").address
-    os.environ.update(prefect_env(settings, ports["prefect"]))  # before Prefect is imported
+    os.environ.update(prefect_env(settings, ports["prefect"], auth))  # before Prefect is imported
     from flows.serve import schedules
 
     names = list(schedules(settings))
@@ -351,7 +366,7 @@ def run_all() -> None:
             console.print(f"  starting {part.name} ...")
             if part is flows:
                 flows.ready = functools.partial(
-                    deployments_served, prefect, names, datetime.now(UTC)
+                    deployments_served, prefect, names, datetime.now(UTC), auth
                 )
             start(part, env, logs)
             _wait_healthy(

@@ -1,5 +1,6 @@
 """Migrations on databases with rows in them, down and up again, on SQLite and
-PostgreSQL: 0005 (a debt of its own, with collection steps), 0011 (a subsidy's figures)."""
+PostgreSQL: 0005 (a debt of its own, with collection steps), 0011 (a subsidy's figures),
+0012 (a partner's previous webhook secret)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ from alembic import command
 from sqlalchemy import create_engine, func, select, text
 
 from hub import context
-from hub.core import clock, migrate
+from hub.core import clock, migrate, partner_admin
 from hub.core.db import get_engine, unit_of_work
 from hub.loans import subsidies
 from hub.medical import collections
 from hub.settings import Settings
+from models.core.tables import Partner
 from models.loans.tables import Subsidy
 from models.medical.tables import CollectionStep, Debt, DebtSource, Visit
 from tests.conftest import ID_NUMBERS, PG_SKIP, PG_URL_ENV, _settings, make_world
@@ -121,3 +123,24 @@ def test_subsidies_keep_their_figures_down_to_json_and_back(scratch: Settings) -
         assert (again.rule, again.grade, again.annual_rate_bps, again.points_bps) == (
             "interest_points", "B", 600, 100,
         )  # fmt: skip
+
+
+def test_a_rotated_webhook_secret_survives_down_and_up_without_its_predecessor(
+    scratch: Settings,
+) -> None:
+    """0012: downgrading forgets the previous secret; the current one signs on."""
+    migrate.upgrade(scratch)
+    ctx = context.HubContext.of(scratch)
+    partner_admin.add(ctx, kind="bank", name="Bank", code="B1", webhook_url="https://b1.example")
+    rotated = partner_admin.rotate_webhook_secret(ctx, "B1", overlap=timedelta(hours=24))
+
+    _downgrade(scratch, "0011_subsidy_figures")
+    with get_engine(scratch).connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM partners")) == 1
+
+    migrate.upgrade(scratch)
+    with unit_of_work(get_engine(scratch), write=False) as session:
+        (partner,) = session.scalars(select(Partner))
+        assert ctx.vault.decrypt(partner.webhook_secret_enc) == rotated.webhook_secret
+        assert partner.webhook_secret_previous_enc is None
+        assert partner.webhook_secret_previous_until is None

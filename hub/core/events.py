@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.core import webhook_secrets
 from hub.core.ids import new_id
 from hub.core.personal_data import Vault
 from models.core.tables import Event, EventStatus, Partner
@@ -93,7 +94,10 @@ def sign(secrets_: Iterable[str], timestamp: int, raw_body: bytes) -> str:
 
 
 def verify(secret: str, header: str, raw_body: bytes, now: int, tolerance: int = 300) -> bool:
-    """A receiver's check: a fresh timestamp and one matching v1 (constant-time)."""
+    """A receiver's check: a fresh timestamp and one matching v1 (constant-time).
+
+    The header may carry several v1 values (during a secret rotation, one per valid
+    secret): it is enough that one of them was made with `secret`."""
     fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
     stamps = [v for k, v in fields if k == "t"]
     if len(stamps) != 1 or not stamps[0].isdigit() or abs(now - int(stamps[0])) > tolerance:
@@ -104,18 +108,25 @@ def verify(secret: str, header: str, raw_body: bytes, now: int, tolerance: int =
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event on its way to one partner: where, with which secret, what exactly."""
+    """One event on its way to one partner: where, signed with which secrets (the
+    current one first; the previous one too during a rotation's overlap), what exactly."""
 
     row_id: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]
     raw_body: bytes
 
 
 def due(session: Session, vault: Vault, now: datetime, limit: int) -> list[Delivery]:
     """Pending deliveries whose time has come, oldest first."""
     rows = session.execute(
-        select(Event, Partner.webhook_url, Partner.webhook_secret_enc)
+        select(
+            Event,
+            Partner.webhook_url,
+            Partner.webhook_secret_enc,
+            Partner.webhook_secret_previous_enc,
+            Partner.webhook_secret_previous_until,
+        )
         .join(Partner, Partner.id == Event.partner_id)
         .where(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now)
         .order_by(Event.next_attempt_at, Event.id)
@@ -125,10 +136,10 @@ def due(session: Session, vault: Vault, now: datetime, limit: int) -> list[Deliv
         Delivery(
             event.id,
             url,
-            vault.decrypt(secret_enc),
+            webhook_secrets.signing(vault, secret_enc, previous_enc, previous_until, now),
             json.dumps(envelope(event), separators=(",", ":")).encode(),
         )
-        for event, url, secret_enc in rows
+        for event, url, secret_enc, previous_enc, previous_until in rows
         if url
     ]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.core import clock, partners
+from hub.core import clock, partners, webhook_secrets
 from hub.core.db import unit_of_work
 from hub.core.partners import NewPartner
 from models.core.tables import Partner
@@ -61,6 +61,14 @@ def rotate_key(ctx: HubContext, code: str) -> str:
     grace = timedelta(hours=ctx.settings.rotated_key_grace_hours)
     with unit_of_work(ctx.engine) as session:
         return partners.rotate_key(session, code, grace=grace, now=clock.now())
+
+
+def rotate_webhook_secret(
+    ctx: HubContext, code: str, *, overlap: timedelta
+) -> webhook_secrets.Rotated:
+    """A new webhook secret (shown once); deliveries carry both signatures during `overlap`."""
+    with unit_of_work(ctx.engine) as session:
+        return webhook_secrets.rotate(session, ctx.vault, code, overlap=overlap, now=clock.now())
 
 
 def disable(ctx: HubContext, code: str) -> None:

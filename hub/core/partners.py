@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.core import clock
+from hub.core import clock, webhook_secrets
 from hub.core.clock import as_utc
 from hub.core.db import unit_of_work
 from hub.core.errors import Conflict, Invalid, NotFound
@@ -77,7 +77,7 @@ def add_partner(
         raise Invalid("name must not be empty")
     if session.scalar(select(Partner.id).where(Partner.code == code)):
         raise Conflict(f"a partner with code {code} exists already", code="partner_exists")
-    api_key, webhook_secret = _new_api_key(), f"whsec_{secrets.token_urlsafe(24)}"
+    api_key, webhook_secret = _new_api_key(), webhook_secrets.new_secret()
     partner = Partner(
         id=new_id("prt"),
         kind=kind,

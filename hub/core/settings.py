@@ -21,6 +21,9 @@ class CoreSettings(BaseModel):
     secret_key: str = ""  # empty: a key file under `home`, created on first run
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Where `credithub up` has the Prefect server listen; beyond loopback it requires
+    # PREFECT_SERVER_API_AUTH_STRING (credithub/prefect_access.py).
+    prefect_host: str = "127.0.0.1"
     business_timezone: str = "Asia/Shanghai"
 
     # Partners

@@ -32,7 +32,7 @@ def due(ctx: HubContext, limit: int) -> list[events.Delivery]:
 def deliver(ctx: HubContext, sender: EventSender, job: events.Delivery) -> str:
     """Sign and send one delivery, then record how it went: delivered or retry_later."""
     stamp = int(clock.now().timestamp())
-    error = sender.send(job.url, job.raw_body, events.sign([job.secret], stamp, job.raw_body))
+    error = sender.send(job.url, job.raw_body, events.sign(job.secrets, stamp, job.raw_body))
     with unit_of_work(ctx.engine) as session:
         events.record_attempt(
             session,

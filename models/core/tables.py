@@ -79,6 +79,10 @@ class Partner(Base):
     name: Mapped[str] = mapped_column(String(200))
     webhook_url: Mapped[str | None] = mapped_column(String(500))
     webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # The secret before the last rotation: deliveries are signed with it too until
+    # `webhook_secret_previous_until`, so receivers can switch over at their pace.
+    webhook_secret_previous_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(Instant)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(Instant)
 
