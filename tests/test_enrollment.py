@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from models.medical.tables import CreditLine, Enrollment
 from simulators import bank, credit_bureau
 from tests.books import books_agree
 from tests.conftest import World, make_world
+from tests.crashing import kill_points, run_flow_process
 from tests.live import serve
 
 BUREAU_KEY, BANK_KEY = "bureau-test-key", "bank-test-key"
@@ -351,3 +353,68 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
         r["idempotency_key"] for r in stage.bank.get("/_sim/requests?limit=500").json()["items"]
     ]
     assert set(asked) == {f"enrollment:{i}" for i in ids}
+
+
+ENROLMENT_POINTS = 34  # points of a clean run of the crash test's four enrolments
+WEBHOOK_POINTS = 14  # and of delivering their four outcomes (tests/crash_child.py)
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
+    stage: Stage, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The enrolment flow's, then the webhook flow's, own process is killed (SIGKILL)
+    at a seeded point, then rerun: each resident gets one line at the bank and the
+    hospital hears of each outcome."""
+    received: list[str] = []
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(json.loads(body)["event_id"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings, clock_file = stage.world.settings, tmp_path / "clock"
+    partners = [str(stage.bureau.base_url), str(stage.bank.base_url)]
+    ids: list[str] = []
+    with serve(receiver) as hook_url:
+        with unit_of_work(get_engine(settings)) as session:
+            session.get(Partner, stage.world.ids["h1"]).webhook_url = hook_url  # type: ignore[union-attr]
+        trials = zip(
+            kill_points(seed=11, trials=3, most=ENROLMENT_POINTS),
+            kill_points(seed=12, trials=3, most=WEBHOOK_POINTS),
+            strict=True,
+        )
+        for trial, (kill_enrolment, kill_delivery) in enumerate(trials):
+            people = [
+                id_number(f"3502031980{trial + 1:02d}{d:02d}{trial}{d}1") for d in range(1, 5)
+            ]
+            for n, number in enumerate(people):
+                stage.pin(number, f"测试{n}")
+                ids.append(stage.enrol(number, f"测试{n}")["enrollment_id"])
+            run = run_flow_process(settings, "enrollment", kill_enrolment, partners, clock_file)
+            assert run.killed, f"the run passed only {run.points} points"
+            assert books_agree(settings)
+            enroll_pending()
+            assert books_agree(settings)
+            run = run_flow_process(settings, "webhooks", kill_delivery, [hook_url], clock_file)
+            assert run.killed, f"the run passed only {run.points} points"
+            deliver_events()
+    assert all(stage.state(i)["status"] == "approved" for i in ids)
+    asked = {
+        r["idempotency_key"] for r in stage.bank.get("/_sim/requests?limit=500").json()["items"]
+    }
+    assert asked == {f"enrollment:{i}" for i in ids}  # one decision a resident at the bank
+    with unit_of_work(get_engine(settings)) as session:
+        lines = session.scalar(select(func.count()).select_from(CreditLine))
+        undelivered = session.scalar(select(func.count()).where(Event.delivered_at.is_(None)))
+        events_sent = set(session.scalars(select(Event.event_id)))
+    assert lines == len(ids) + 1  # plus the world's own line
+    assert undelivered == 0 and set(received) == events_sent  # each outcome told (at least once)

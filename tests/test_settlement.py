@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,9 +28,13 @@ from models.medical.tables import CreditLine, SettlementLine, Visit
 from simulators import bank
 from tests.books import books_agree
 from tests.conftest import ID_NUMBERS, World, latest_artifact, make_world
+from tests.crashing import kill_points, run_flow_process
 from tests.live import live_server, serve
 
 KEY = "bank-test-key"
+SETTLEMENT_POINTS = (
+    22  # points of a clean run of the crash test's one window (tests/crash_child.py)
+)
 
 
 @dataclass
@@ -328,3 +333,33 @@ def test_closing_races_with_captures_each_capture_in_exactly_one_window(
         assert in_windows == len(visits)
         assert settled_sum + open_sum == 100 * len(visits)  # each capture counted exactly once
         assert books_agree(pg_settings)
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_kill_9_at_seeded_points_then_a_rerun_pays_each_line_exactly_once(
+    stage: Stage, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The settlement flow's own process is killed (SIGKILL) at a seeded point —
+    before a commit, before a bank is asked, after it answered — then rerun."""
+    urls = [str(client.base_url) for client in stage.banks.values()]
+    for trial, kill_at in enumerate(kill_points(seed=9, trials=3, most=SETTLEMENT_POINTS)):
+        for n in range(2):
+            stage.visit("h1", "B1", 1_000 + n, f"k{trial}-{n}")
+            stage.visit("h2", "B2", 2_000 + n, f"k{trial}-h2-{n}")
+        stage.world.post("op", "/v1/settlement-windows/close", {})
+        run = run_flow_process(
+            stage.world.settings, "settlement", kill_at, urls, tmp_path / "clock"
+        )
+        assert run.killed, f"the run passed only {run.points} points, not {kill_at}"
+        assert books_agree(stage.world.settings)
+        settle()
+        assert books_agree(stage.world.settings)
+    batches = stage.settlements("op")
+    assert len(batches) == 6 and all(b["status"] == "settled" for b in batches)
+    for code in ("B1", "B2"):
+        owed = sorted(ln["net_fen"] for b in batches if b["bank_code"] == code for ln in b["lines"])
+        statement = stage.banks[code].get(f"/statements/{_value_date(stage)}").json()["items"]
+        assert sorted(i["amount_fen"] for i in statement) == owed  # each line paid once
+        assert len({i["payout_id"] for i in statement}) == len(statement)

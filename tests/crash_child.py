@@ -1,0 +1,82 @@
+"""A flow run in a process of its own that kills itself with SIGKILL at a chosen
+point: the flow process of the crash tests (tests/crashing.py starts it).
+
+    python -m tests.crash_child FLOW KILL_AT PARAMS_JSON PARTNER_URLS
+
+Points are counted, in order, at: each database commit (just before it), each
+request to a partner's system (just before it is sent) and each answer (just
+after it arrived, before the hub has recorded it). At point KILL_AT the process
+sends itself SIGKILL: no `finally`, no atexit, no flush — as `kill -9` leaves
+it. 0 never kills. A run that ends prints how many points it passed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+FLOWS = {
+    "settlement": "flows.medical.settlement:settle",
+    "enrollment": "flows.medical.enrollment:enroll_pending",
+    "webhooks": "flows.webhooks:deliver_events",
+    "subsidies": "flows.loans.subsidies:grant_subsidies",
+    "delinquency": "flows.loans.delinquency:check_delinquency",
+}
+
+
+class KillPoints:
+    def __init__(self, kill_at: int, partner_urls: list[str], database_url: str):
+        self.kill_at, self.passed = kill_at, 0
+        self._partners = tuple(url.rstrip("/") for url in partner_urls)
+        self._database = database_url
+        self._lock = threading.Lock()
+
+    def point(self) -> None:
+        with self._lock:
+            self.passed += 1
+            if self.passed == self.kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def arm(self) -> None:
+        @event.listens_for(Engine, "commit")
+        def before_commit(conn: Connection) -> None:
+            if conn.engine.url.render_as_string(hide_password=False) == self._database:
+                self.point()
+
+        real = httpx.HTTPTransport.handle_request
+        points = self
+
+        def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> Any:
+            if not str(request.url).startswith(points._partners):  # Prefect's own API
+                return real(transport, request)
+            points.point()
+            response = real(transport, request)
+            points.point()
+            return response
+
+        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+
+
+def main() -> None:
+    name, kill_at, params, partner_urls = sys.argv[1:5]
+    from hub.settings import get_settings
+
+    points = KillPoints(int(kill_at), partner_urls.split(","), get_settings().sqlalchemy_url())
+    points.arm()
+    module, _, attribute = FLOWS[name].partition(":")
+    flow = getattr(importlib.import_module(module), attribute)
+    result = flow(**json.loads(params))
+    print(json.dumps({"points": points.passed, "result": result}, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Crash tests with real processes: a flow runs in a child process that is killed
+with SIGKILL at a seeded point (tests/crash_child.py), then reruns; the tests
+count the effects at the partners' stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hub.core import clock
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kill_points(seed: int, trials: int, most: int) -> list[int]:
+    """`trials` different points in 1..`most`, the same for the same seed."""
+    return sorted(random.Random(seed).sample(range(1, most + 1), trials))
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The settings as CREDITHUB_* variables, for a child process."""
+    environment = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        environment[f"CREDITHUB_{name.upper()}"] = text
+    return environment
+
+
+@dataclass(frozen=True)
+class FlowProcess:
+    killed: bool
+    points: int | None  # how many points a run that ended passed
+    result: Any
+    output: str
+
+
+def run_flow_process(
+    settings: Settings,
+    flow: str,
+    kill_at: int,
+    partner_urls: list[str],
+    clock_file: Path,
+    **params: Any,
+) -> FlowProcess:
+    """Run `flow` in a child process against these settings (and this process's
+    Prefect API and clock); killed with SIGKILL at point `kill_at` (0: never)."""
+    from prefect.settings import PREFECT_API_URL
+
+    clock.write_clock_file(clock_file, clock.now())  # the child reads the test's instant
+    environment = {
+        **os.environ,
+        **settings_environment(settings),
+        clock.CLOCK_FILE_VARIABLE: str(clock_file),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    command = [sys.executable, "-m", "tests.crash_child", flow, str(kill_at),
+               json.dumps(params), ",".join(partner_urls)]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180
+    )
+    if done.returncode == -signal.SIGKILL:
+        return FlowProcess(True, None, None, done.stderr)
+    if done.returncode != 0:
+        raise AssertionError(f"{flow} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return FlowProcess(False, report["points"], report["result"], done.stderr)
