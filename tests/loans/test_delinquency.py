@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from models.core.tables import Event, Partner
 from models.loans.tables import Loan, LoanStatus
 from tests.books import books_agree
 from tests.conftest import World, latest_artifact
+from tests.crashing import kill_points, run_flow_process
 from tests.loans.factory import defaulted_loan, disbursed_loan
 
 T0 = datetime(2026, 1, 31, 4, 0, tzinfo=UTC)  # 12:00 on 31 January; first due 28 February
@@ -165,3 +167,38 @@ def test_the_flow_leaves_loans_by_status_and_the_overdue_ratio(
     check_delinquency(as_of="2026-03-01")  # re-run a past day: as of that date
     assert "2026-03-01" in latest_artifact("loan-delinquency-summary")
     assert books_agree(world.settings)
+
+
+DELINQUENCY_POINTS = 23  # commits of a clean run of each day below (tests/crash_child.py)
+DAYS = [(3, 1), (3, 16), (5, 29)]  # the early loans overdue, the late ones, the early defaulted
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_kill_9_at_seeded_points_then_a_rerun_moves_and_announces_each_loan_once(
+    world: World, ctx: HubContext, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The delinquency flow's own process is killed (SIGKILL) before a seeded commit
+    of a day that moves loans, then rerun: each transition announced once."""
+    clock.set_now(T0)
+    early = [disbursed_loan(world, amount_fen=100_000 * (n + 1)) for n in range(3)]
+    clock.set_now(noon(2, 15))
+    late = [disbursed_loan(world, amount_fen=200_000 * (n + 1)) for n in range(2)]  # due 15 March
+    for (month, day), kill_at in zip(
+        DAYS, kill_points(seed=14, trials=3, most=DELINQUENCY_POINTS), strict=True
+    ):
+        clock.set_now(noon(month, day))
+        run = run_flow_process(world.settings, "delinquency", kill_at, [], tmp_path / "clock")
+        assert run.killed, f"the run passed only {run.points} points"
+        assert books_agree(world.settings)
+        check_delinquency()
+        assert books_agree(world.settings)
+    assert {stored(world, i).status for i in early} == {LoanStatus.DEFAULTED}
+    assert {stored(world, i).status for i in late} == {LoanStatus.OVERDUE}
+    to_each = sorted([world.ids["b1"], world.ids["ch"]])  # the loan's bank and channel
+    for type_, loans in (("loan.overdue", early + late), ("loan.defaulted", early)):
+        told: dict[str, list[str]] = {}
+        for partner_id, data in events(world, type_):
+            told.setdefault(data["loan_id"], []).append(partner_id)
+        assert {loan: sorted(p) for loan, p in told.items()} == dict.fromkeys(loans, to_each)

@@ -9,7 +9,8 @@ import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +25,10 @@ from hub.core.personal_data import get_vault
 from hub.loans import accounts, policy, subsidies
 from hub.settings import Settings
 from models.core.tables import Event, LedgerPosting, Partner
-from models.loans.tables import Subsidy
+from models.loans.tables import Loan, Subsidy
 from simulators import bank
 from tests.conftest import World, latest_artifact, make_world
+from tests.crashing import kill_points, run_flow_process
 from tests.live import serve
 from tests.loans.fund_world import fund_books_agree, make_loan, repaid
 
@@ -420,3 +422,52 @@ def test_the_months_insert_does_not_read_the_table_it_fills(pg_settings: Setting
     assert not [line for line in plan[1:] if " on subsidies" in line], plan
     subsidies.grant(context.HubContext.of(pg_settings), MARCH)
     assert subsidies.grant(context.HubContext.of(pg_settings), MARCH) == 0  # the key skips it
+
+
+SUBSIDY_POINTS = 13  # points of a clean run of the crash test's month (tests/crash_child.py)
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_kill_9_at_seeded_points_then_a_rerun_grants_and_pays_each_subsidy_once(
+    stage: Stage, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The subsidies flow's own process is killed (SIGKILL) at a seeded point of a
+    month — before a commit, before a bank is asked, after it answered — then rerun."""
+    settings = stage.world.settings
+    urls = [str(client.base_url) for client in stage.banks.values()]
+    months = [date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)]
+    for first, kill_at in zip(
+        months, kill_points(seed=13, trials=3, most=SUBSIDY_POINTS), strict=True
+    ):
+        for bank_name, rate in (("b1", 600), ("b1", 400), ("b2", 500)):
+            loan = make_loan(stage.world, bank=bank_name, annual_rate_bps=rate)
+            repaid(stage.world, loan, first + timedelta(days=14), interest_fen=60_000)
+        next_month = (first + timedelta(days=32)).replace(day=1)
+        run = run_flow_process(
+            settings, "subsidies", kill_at, urls, tmp_path / "clock", as_of=next_month.isoformat()
+        )
+        assert run.killed, f"the run passed only {run.points} points"
+        assert fund_books_agree(settings)
+        grant_subsidies(as_of=next_month)
+        assert fund_books_agree(settings)
+    listed = stage.listed()
+    assert len(listed) == 9 and {s["status"] for s in listed} == {"instructed"}
+    with unit_of_work(get_engine(settings), write=False) as session:
+        bank_of = dict(
+            session.execute(
+                select(Subsidy.id, Partner.code)
+                .join(Loan, Loan.id == Subsidy.loan_id)
+                .join(Partner, Partner.id == Loan.bank_id)
+            ).all()
+        )
+    for code in ("B1", "B2"):
+        mine = {
+            s["subsidy_id"]: s["amount_fen"] for s in listed if bank_of[s["subsidy_id"]] == code
+        }
+        paid = {c["idempotency_key"] for c in stage.subsidy_calls(code) if c["status"] == 200}
+        assert paid == {f"subsidy:{i}" for i in mine}  # each asked for (and paid) once
+        for subsidy_id, amount in mine.items():
+            payout = stage.banks[code].get(f"/subsidy-payouts/{subsidy_id}").json()
+            assert payout["amount_fen"] == amount
