@@ -3,11 +3,12 @@ point: the flow process of the crash tests (tests/crashing.py starts it).
 
     python -m tests.crash_child FLOW KILL_AT PARAMS_JSON PARTNER_URLS
 
-Points are counted, in order, at: each database commit (just before it), each
-request to a partner's system (just before it is sent) and each answer (just
-after it arrived, before the hub has recorded it). At point KILL_AT the process
-sends itself SIGKILL: no `finally`, no atexit, no flush — as `kill -9` leaves
-it. 0 never kills. A run that ends prints how many points it passed.
+Points of three kinds are counted, each kind on its own: `commit` (just before
+each database commit), `request` (just before a request to a partner's system
+is sent) and `answer` (just after its answer arrived, before the hub has
+recorded it). At KILL_AT, `<kind>:<n>`, the process sends itself SIGKILL: no
+`finally`, no atexit, no flush — as `kill -9` leaves it. `none` never kills. A
+run that ends prints how many points of each kind it passed.
 """
 
 from __future__ import annotations
@@ -34,23 +35,25 @@ FLOWS = {
 
 
 class KillPoints:
-    def __init__(self, kill_at: int, partner_urls: list[str], database_url: str):
-        self.kill_at, self.passed = kill_at, 0
+    def __init__(self, kill_at: str, partner_urls: list[str], database_url: str):
+        kind, _, n = kill_at.partition(":")
+        self.kill_kind, self.kill_n = kind, int(n or 0)
+        self.passed = {"commit": 0, "request": 0, "answer": 0}
         self._partners = tuple(url.rstrip("/") for url in partner_urls)
         self._database = database_url
         self._lock = threading.Lock()
 
-    def point(self) -> None:
+    def point(self, kind: str) -> None:
         with self._lock:
-            self.passed += 1
-            if self.passed == self.kill_at:
+            self.passed[kind] += 1
+            if kind == self.kill_kind and self.passed[kind] == self.kill_n:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def arm(self) -> None:
         @event.listens_for(Engine, "commit")
         def before_commit(conn: Connection) -> None:
             if conn.engine.url.render_as_string(hide_password=False) == self._database:
-                self.point()
+                self.point("commit")
 
         real = httpx.HTTPTransport.handle_request
         points = self
@@ -58,9 +61,9 @@ class KillPoints:
         def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> Any:
             if not str(request.url).startswith(points._partners):  # Prefect's own API
                 return real(transport, request)
-            points.point()
+            points.point("request")
             response = real(transport, request)
-            points.point()
+            points.point("answer")
             return response
 
         httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
@@ -70,7 +73,7 @@ def main() -> None:
     name, kill_at, params, partner_urls = sys.argv[1:5]
     from hub.settings import get_settings
 
-    points = KillPoints(int(kill_at), partner_urls.split(","), get_settings().sqlalchemy_url())
+    points = KillPoints(kill_at, partner_urls.split(","), get_settings().sqlalchemy_url())
     points.arm()
     module, _, attribute = FLOWS[name].partition(":")
     flow = getattr(importlib.import_module(module), attribute)

@@ -20,9 +20,18 @@ from hub.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def kill_points(seed: int, trials: int, most: int) -> list[int]:
-    """`trials` different points in 1..`most`, the same for the same seed."""
-    return sorted(random.Random(seed).sample(range(1, most + 1), trials))
+def kill_points(seed: int, trials: int, commits: int, calls: int = 0) -> list[str]:
+    """Where to kill each trial, the same for the same seed: a random commit, a
+    random request to a partner, a random point after a partner answered, in
+    turn (commits only when the flow calls no partner). `commits` and `calls`
+    are how many of each a clean run of one trial passes."""
+    rng = random.Random(seed)
+    kinds = ["commit", "request", "answer"] if calls else ["commit"]
+    picked = []
+    for trial in range(trials):
+        kind = kinds[trial % len(kinds)]
+        picked.append(f"{kind}:{rng.randint(1, commits if kind == 'commit' else calls)}")
+    return picked
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -39,7 +48,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 @dataclass(frozen=True)
 class FlowProcess:
     killed: bool
-    points: int | None  # how many points a run that ended passed
+    points: dict[str, int] | None  # how many points of each kind a run that ended passed
     result: Any
     output: str
 
@@ -47,13 +56,13 @@ class FlowProcess:
 def run_flow_process(
     settings: Settings,
     flow: str,
-    kill_at: int,
+    kill_at: str,
     partner_urls: list[str],
     clock_file: Path,
     **params: Any,
 ) -> FlowProcess:
     """Run `flow` in a child process against these settings (and this process's
-    Prefect API and clock); killed with SIGKILL at point `kill_at` (0: never)."""
+    Prefect API and clock); killed with SIGKILL at `kill_at` (tests/crash_child.py)."""
     from prefect.settings import PREFECT_API_URL
 
     clock.write_clock_file(clock_file, clock.now())  # the child reads the test's instant
@@ -66,7 +75,7 @@ def run_flow_process(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
-    command = [sys.executable, "-m", "tests.crash_child", flow, str(kill_at),
+    command = [sys.executable, "-m", "tests.crash_child", flow, kill_at,
                json.dumps(params), ",".join(partner_urls)]  # fmt: skip
     done = subprocess.run(
         command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180

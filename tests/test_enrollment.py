@@ -355,8 +355,8 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     assert set(asked) == {f"enrollment:{i}" for i in ids}
 
 
-ENROLMENT_POINTS = 34  # points of a clean run of the crash test's four enrolments
-WEBHOOK_POINTS = 14  # and of delivering their four outcomes (tests/crash_child.py)
+ENROLMENT_COMMITS = 18  # of a clean run of the crash test's four enrolments
+WEBHOOK_COMMITS = 6  # and of delivering their four outcomes (tests/crash_child.py)
 
 
 @pytest.mark.parametrize(
@@ -388,8 +388,8 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
         with unit_of_work(get_engine(settings)) as session:
             session.get(Partner, stage.world.ids["h1"]).webhook_url = hook_url  # type: ignore[union-attr]
         trials = zip(
-            kill_points(seed=11, trials=3, most=ENROLMENT_POINTS),
-            kill_points(seed=12, trials=3, most=WEBHOOK_POINTS),
+            kill_points(seed=11, trials=3, commits=ENROLMENT_COMMITS, calls=8),
+            kill_points(seed=12, trials=3, commits=WEBHOOK_COMMITS, calls=4),
             strict=True,
         )
         for trial, (kill_enrolment, kill_delivery) in enumerate(trials):

@@ -32,9 +32,9 @@ from tests.crashing import kill_points, run_flow_process
 from tests.live import live_server, serve
 
 KEY = "bank-test-key"
-SETTLEMENT_POINTS = (
-    22  # points of a clean run of the crash test's one window (tests/crash_child.py)
-)
+# A clean run of the crash test's window (tests/crash_child.py): its commits, and its
+# calls to the banks (four payouts, two statements).
+SETTLEMENT_COMMITS, SETTLEMENT_CALLS = 18, 6
 
 
 @dataclass
@@ -344,10 +344,12 @@ def test_kill_9_at_seeded_points_then_a_rerun_pays_each_line_exactly_once(
     """The settlement flow's own process is killed (SIGKILL) at a seeded point —
     before a commit, before a bank is asked, after it answered — then rerun."""
     urls = [str(client.base_url) for client in stage.banks.values()]
-    for trial, kill_at in enumerate(kill_points(seed=9, trials=3, most=SETTLEMENT_POINTS)):
-        for n in range(2):
-            stage.visit("h1", "B1", 1_000 + n, f"k{trial}-{n}")
-            stage.visit("h2", "B2", 2_000 + n, f"k{trial}-h2-{n}")
+    kills = kill_points(seed=9, trials=3, commits=SETTLEMENT_COMMITS, calls=SETTLEMENT_CALLS)
+    for trial, kill_at in enumerate(kills):
+        for n, (hospital, bank_code) in enumerate(
+            [("h1", "B1"), ("h1", "B2"), ("h2", "B1"), ("h2", "B2")]
+        ):  # four lines: each hospital with each bank
+            stage.visit(hospital, bank_code, 1_000 * (n + 1) + trial, f"k{trial}-{n}")
         stage.world.post("op", "/v1/settlement-windows/close", {})
         run = run_flow_process(
             stage.world.settings, "settlement", kill_at, urls, tmp_path / "clock"

@@ -169,7 +169,7 @@ def test_the_flow_leaves_loans_by_status_and_the_overdue_ratio(
     assert books_agree(world.settings)
 
 
-DELINQUENCY_POINTS = 23  # commits of a clean run of each day below (tests/crash_child.py)
+DELINQUENCY_COMMITS = 23  # of a clean run of each day below (tests/crash_child.py)
 DAYS = [(3, 1), (3, 16), (5, 29)]  # the early loans overdue, the late ones, the early defaulted
 
 
@@ -186,7 +186,7 @@ def test_kill_9_at_seeded_points_then_a_rerun_moves_and_announces_each_loan_once
     clock.set_now(noon(2, 15))
     late = [disbursed_loan(world, amount_fen=200_000 * (n + 1)) for n in range(2)]  # due 15 March
     for (month, day), kill_at in zip(
-        DAYS, kill_points(seed=14, trials=3, most=DELINQUENCY_POINTS), strict=True
+        DAYS, kill_points(seed=14, trials=3, commits=DELINQUENCY_COMMITS), strict=True
     ):
         clock.set_now(noon(month, day))
         run = run_flow_process(world.settings, "delinquency", kill_at, [], tmp_path / "clock")
