@@ -211,7 +211,7 @@ def deployments_served(
     return served >= set(names)
 
 
-def _wait_healthy(
+def wait_healthy(
     part: Part, deadline_s: float, cancelled: Callable[[], bool] = lambda: False
 ) -> None:
     """Until the part is ready; raises if it exits or is not ready by the deadline."""
@@ -261,7 +261,7 @@ def start_together(parts: list[Part], env: dict[str, str], logs: Path, deadline_
             start(part, env, logs)
         end = time.monotonic() + deadline_s
         for part in parts:
-            _wait_healthy(part, max(1.0, end - time.monotonic()))
+            wait_healthy(part, max(1.0, end - time.monotonic()))
     except BaseException:
         stop(parts)
         raise
@@ -369,7 +369,7 @@ def run_all() -> None:
                     deployments_served, prefect, names, datetime.now(UTC), auth
                 )
             start(part, env, logs)
-            _wait_healthy(
+            wait_healthy(
                 part, 90 if part.name in ("prefect", "flows") else 30, lambda: signals > 0
             )
         if not signals:

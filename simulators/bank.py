@@ -195,6 +195,16 @@ def create_app(api_key: str, knobs: BankKnobs | None = None) -> FastAPI:
     async def get_payout(payout_id: str) -> Any:
         return bank.payouts.get(payout_id) or error(404, "not_found")
 
+    @app.get("/_sim/effects", response_model=None)
+    async def effects() -> dict[str, Any]:
+        """Everything the bank did, once per object: decisions by enrolment, payouts and
+        subsidy payouts by id with their amounts (what a soak counts)."""
+        return {
+            "decisions": {e: d["decision"] for e, d in bank.decisions.items()},
+            "payouts": {p: payout["amount_fen"] for p, payout in bank.payouts.items()},
+            "subsidy_payouts": {s: sub["amount_fen"] for s, sub in bank.subsidies.items()},
+        }
+
     @app.get("/statements/{value_date}", response_model=None)
     async def statement(value_date: str) -> Any:
         try:

@@ -89,6 +89,7 @@ class SimState(Generic[K]):
         self.requests: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=REQUEST_LOG_SIZE
         )
+        self.faults: collections.Counter[str] = collections.Counter()  # injected, by kind
 
     def update_knobs(self, changes: dict[str, Any]) -> K:
         """Apply a partial change; a new seed restarts the fault sequence."""
@@ -195,6 +196,8 @@ class FaultMiddleware:
             await asyncio.sleep(knobs.latency_ms / 1000)
         fault, status = self.state.draw_fault()
         entry["fault"] = fault
+        if fault != "none":
+            self.state.faults[fault] += 1
         if fault == "error":
             await error(status, "injected_fault")(scope, receive, send)
             return
@@ -234,6 +237,11 @@ def _panel(state: SimState[Any]) -> APIRouter:
     async def recent_requests(limit: int = Query(default=50, ge=1, le=REQUEST_LOG_SIZE)) -> Any:
         """The last requests seen, oldest first: method, path, key and fault, never bodies."""
         return {"items": list(state.requests)[-limit:]}
+
+    @router.get("/faults")
+    async def faults_injected() -> dict[str, int]:
+        """How many faults of each kind this simulator has injected since it started."""
+        return {kind: state.faults[kind] for kind in ("error", "timeout", "garbage")}
 
     @router.delete("/requests", status_code=204)
     async def forget_requests() -> None:

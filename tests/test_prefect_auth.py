@@ -88,7 +88,7 @@ def test_a_server_started_with_the_string_turns_away_requests_without_it(
     env.update(supervisor.prefect_env(settings, port, AUTH))
     supervisor.start(part, env, tmp_path)
     try:
-        supervisor._wait_healthy(part, 60)  # /api/health answers without the string
+        supervisor.wait_healthy(part, 60)  # /api/health answers without the string
         query = f"{part.address}/api/deployments/filter"
         assert httpx.post(query, json={}, timeout=5).status_code == 401
         wrong = prefect_access.headers("admin:wrong")

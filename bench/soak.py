@@ -1,0 +1,560 @@
+"""`bench/soak.py --minutes N`: both programmes under partner faults and `kill -9`,
+then every invariant checked.
+
+The whole hub runs as `credithub up` runs it — the Prefect server, the
+stand-ins, the API, the flow runner serving every deployment — on a scratch
+PostgreSQL database, with the stand-ins' fault knobs on (errors, timeouts and
+garbage from the credit database and the banks). For N minutes:
+
+- hospitals enrol residents (decided by the enrolment flow through the credit
+  database and the bank), and open visits, hold charges and close them with
+  their bills;
+- a bank reports loan repayments;
+- an operator closes the settlement window now and then (the settlement flow
+  pays each hospital's net through the bank);
+- at seeded random moments the API or the flow runner is killed with SIGKILL
+  and started again.
+
+Partners act as the contract asks: a request that gets no answer, a 429 or a
+5xx is sent again under the same Idempotency-Key. Then the faults stop, the
+flows finish their work, every acknowledged request is sent once more, and the
+soak checks: each acknowledged write stored with its acknowledged amount and
+replayed with its first answer; each key one effect; no line over its limit;
+the ledger agreeing with the lines, loans and payables; each settlement line
+paid once at the bank and each enrolment decided once there; every event
+delivered. It prints what it did and found, and exits 1 if anything is wrong.
+
+Environment: CREDITHUB_BENCH_ADMIN_URL (a PostgreSQL database to connect to for
+CREATE DATABASE; default postgresql+psycopg://root@127.0.0.1:5432/test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from support import ADMIN_URL, free_port, fresh_database, say  # bench/support.py
+
+from credithub import demo, supervisor
+from credithub.demo_world import STAND_IN_KEY, as_environment
+from credithub.threaded_server import serve
+from hub import books
+from hub.core import clock, migrate
+from hub.core.books import describe
+from hub.core.db import dispose_engines, get_engine, unit_of_work
+from hub.core.personal_data import get_vault
+from hub.medical.lines import grant_access, open_line
+from hub.medical.settlement import payout_id
+from hub.settings import Settings
+from models.core.tables import Event, Partner
+from models.loans.tables import LoanRepayment
+from models.medical.tables import Authorization, CreditLine, Enrollment, SettlementLine
+
+FAULTS = {"error_rate": 0.05, "timeout_rate": 0.02, "timeout_sleep_s": 3.0, "garbage_rate": 0.01}
+LINES, LOANS, LINE_LIMIT_FEN = 40, 20, 200_000
+PATIENCE_S = 180  # for the flows to finish once the faults stop
+
+
+# --- the hub, started as `up` starts it ------------------------------------------------
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    parts: dict[str, supervisor.Part]
+    env: dict[str, str]
+    logs: Path
+    keys: dict[str, str]
+    kills: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def api(self) -> str:
+        return self.parts["api"].address
+
+    def restart(self, name: str) -> None:
+        part = self.parts[name]
+        supervisor.start(part, self.env, self.logs)
+        supervisor.wait_healthy(part, 90)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to the part's whole process group, as `kill -9` would."""
+        part = self.parts[name]
+        assert part.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(part.process.pid, signal.SIGKILL)
+        part.process.wait()
+        self.kills[name] += 1
+
+
+def soak_settings(home: Path, database_url: str, ports: dict[str, int]) -> dict[str, Any]:
+    url = "http://127.0.0.1:{}".format
+    banks = [code for kind, code, _ in demo.demo_partners() if kind == "bank"]
+    hospitals = [code for kind, code, _ in demo.demo_partners() if kind == "hospital"]
+    return {
+        "home": home,
+        "database_url": database_url,
+        "secret_key": "credithub-soak-secret",
+        "api_port": ports["api"],
+        "bureau_url": url(ports["bureau"]),
+        "bureau_api_key": STAND_IN_KEY,
+        "bank_systems": {c: {"url": url(ports[c]), "api_key": STAND_IN_KEY} for c in banks},
+        "hospital_systems": {
+            c: {"url": url(ports["his"]), "api_key": supervisor.HIS_KEY} for c in hospitals
+        },
+        "enrollment_interval_seconds": 5,
+        "webhook_interval_seconds": 5,
+        "enrollment_retry_seconds": 5,
+        "rate_limit_per_second": 0.0,
+        "demo_rate": 0.0,  # the hospitals' stand-in sends no traffic of its own
+    }
+
+
+def seed_world(settings: Settings, keys: dict[str, str]) -> dict[str, list[str]]:
+    """Lines every hospital may use, and active loans of the first bank."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loans import load_loans  # bench/loans.py
+
+    from hub.loans import servicing
+
+    vault, now, engine = get_vault(settings), clock.now(), get_engine(settings)
+    with unit_of_work(engine) as session:
+        ids = {
+            code: partner_id
+            for code, partner_id in session.execute(select(Partner.code, Partner.id))
+        }
+        hospitals = [ids[c] for k, c, _ in demo.demo_partners() if k == "hospital"]
+        lines = []
+        for n in range(LINES):
+            line = open_line(
+                session, vault, id_number=f"soak-{n:04d}", name="浸泡", phone=None,
+                bank_id=ids["XMBANK"], limit_fen=LINE_LIMIT_FEN, source="soak", now=now,
+            )  # fmt: skip
+            for hospital in hospitals:
+                grant_access(session, hospital, line.id)
+            lines.append(line.id)
+    load_loans(engine, ids["IXM"], [ids["XMBANK"]], LOANS, 10_000_000, None)
+    paid_out = clock.now()  # after the offers were accepted
+    with unit_of_work(engine) as session:
+        loans = list(session.scalars(text("SELECT id FROM loans ORDER BY id")))
+        for loan_id in loans:
+            servicing.disburse(session, bank_id=ids["XMBANK"], loan_id=loan_id,
+                               amount_fen=10_000_000, bank_txn_id=f"D-{loan_id}",
+                               disbursed_at=paid_out, zone=settings.business_timezone, now=paid_out)  # fmt: skip
+    return {"lines": lines, "loans": loans}
+
+
+@contextlib.contextmanager
+def running_hub(database_url: str, hook_url: str) -> Iterator[Hub]:
+    home = Path(tempfile.mkdtemp(prefix="credithub-soak-"))
+    logs = home / "logs"
+    logs.mkdir()
+    names = ["prefect", "api", "bureau", "his", "XMBANK", "XMRCB"]
+    ports = {name: free_port() for name in names}
+    changes = soak_settings(home, database_url, ports)
+    settings = Settings(**changes)
+    migrate.upgrade(settings)
+    keys = demo.ensure_partners(settings, {}, webhook_url=hook_url)
+    up_file = home / "up.json"
+    demo.write_up_file(up_file, {"partner_keys": keys})
+    plan = supervisor.plan(settings, ports, up_file)
+    parts = {p.name: p for p in plan}
+    env = {
+        **os.environ,
+        **supervisor.prefect_env(settings, ports["prefect"]),
+        **as_environment(changes),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+    }
+    os.environ.update(supervisor.prefect_env(settings, ports["prefect"]))
+    from flows.serve import schedules
+
+    deployments = list(schedules(settings))
+    hub = Hub(settings, parts, env, logs, keys)
+    try:
+        for part in plan:
+            if part.name == "flows":
+                part.ready = functools.partial(
+                    supervisor.deployments_served, part.address.rsplit("/", 1)[0],
+                    deployments, datetime.now(UTC),
+                )  # fmt: skip
+            supervisor.start(part, env, logs)
+            supervisor.wait_healthy(part, 90)
+        yield hub
+    finally:
+        supervisor.stop(plan)
+        say(f"  (the parts' logs: {logs})")
+
+
+def stand_ins(hub: Hub) -> dict[str, str]:
+    """Each faulty stand-in's base URL, by part name."""
+    return {
+        name: p.address for name, p in hub.parts.items() if name.startswith(("bank-", "credit"))
+    }
+
+
+def set_faults(hub: Hub, knobs: dict[str, Any]) -> None:
+    for url in stand_ins(hub).values():
+        httpx.put(f"{url}/_sim/knobs", json=knobs, headers=_bearer(STAND_IN_KEY), timeout=10)
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+# --- partners' traffic -----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Sent:
+    """One request and what became of it."""
+
+    who: str
+    path: str
+    body: dict[str, Any]
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tries: int = 0
+    unanswered: int = 0  # tries that got no answer, a 429 or a 5xx
+    answer: httpx.Response | None = None
+
+
+class Partners:
+    """The partners' systems: each request sent until answered, under its key."""
+
+    def __init__(self, hub: Hub, stop: threading.Event):
+        self.hub, self.stop, self.sent, self.lock = hub, stop, list[Sent](), threading.Lock()
+
+    def post(self, client: httpx.Client, who: str, path: str, body: dict[str, Any]) -> Sent:
+        sent = Sent(who, path, body)
+        with self.lock:
+            self.sent.append(sent)
+        self.deliver(client, sent, give_up=self.stop)
+        return sent
+
+    def deliver(self, client: httpx.Client, sent: Sent, give_up: threading.Event | None) -> None:
+        headers = {**_bearer(self.hub.keys[sent.who]), "Idempotency-Key": sent.key}
+        while give_up is None or not give_up.is_set():
+            sent.tries += 1
+            try:
+                answer = client.post(sent.path, json=sent.body, headers=headers)
+            except httpx.TransportError:
+                answer = None
+            if answer is not None and answer.status_code != 429 and answer.status_code < 500:
+                sent.answer = answer
+                return
+            sent.unanswered += 1
+            time.sleep(0.2)
+
+
+def hospital_desk(partners: Partners, world: dict[str, list[str]], seed: int) -> None:
+    """Visits: opened, a few charges held, closed with the bill; now and then an enrolment."""
+    rng, hospitals = random.Random(seed), [c for k, c, _ in demo.demo_partners() if k == "hospital"]
+    with httpx.Client(base_url=partners.hub.api, timeout=30) as client:
+        for n in itertools.count():
+            if partners.stop.is_set():
+                return
+            who, ref = rng.choice(hospitals), f"S{seed}-{n}"
+            if rng.random() < 0.2:
+                number = _resident(seed * 1_000_000 + n)
+                consent = {"purpose": "medical_credit", "granted_at": clock.now().isoformat(),
+                           "text_version": "v1"}  # fmt: skip
+                partners.post(client, who, "/v1/enrollments", {
+                    "id_number": number, "name": "浸泡", "phone": "13800001234",
+                    "bank_code": "XMBANK", "consent": consent,
+                })  # fmt: skip
+                continue
+            line = rng.choice(world["lines"])
+            opened = partners.post(client, who, "/v1/visits",
+                                   {"credit_line_id": line, "his_visit_id": ref, "kind": "outpatient"})  # fmt: skip
+            if opened.answer is None or opened.answer.status_code != 201:
+                continue
+            visit = opened.answer.json()["visit_id"]
+            held = 0
+            for item in range(rng.randint(1, 3)):
+                amount = rng.randint(1, 50) * 100
+                hold = partners.post(client, who, f"/v1/visits/{visit}/authorizations",
+                                     {"amount_fen": amount, "his_order_id": f"{ref}-{item}"})  # fmt: skip
+                if hold.answer is not None and hold.answer.status_code == 201:
+                    held += amount
+            bill = {"his_bill_id": ref, "total_fen": held, "insurance_fen": 0,
+                    "self_pay_fen": held, "items": [{"code": "X", "name": "care", "amount_fen": held}]}  # fmt: skip
+            partners.post(client, who, f"/v1/visits/{visit}/close", bill)
+
+
+def bank_desk(partners: Partners, world: dict[str, list[str]], seed: int) -> None:
+    """Loan repayments of a few yuan, on loans chosen at random."""
+    rng = random.Random(seed)
+    paid_at = clock.now().isoformat()
+    with httpx.Client(base_url=partners.hub.api, timeout=30) as client:
+        for n in itertools.count():
+            if partners.stop.is_set():
+                return
+            loan = rng.choice(world["loans"])
+            body = {"amount_fen": rng.randint(1, 10) * 100, "bank_txn_id": f"R{seed}-{n}",
+                    "paid_at": paid_at}  # fmt: skip
+            partners.post(client, "XMBANK", f"/v1/loans/{loan}/repayments", body)
+            time.sleep(0.05)
+
+
+def operator_desk(partners: Partners, every_s: float) -> None:
+    """Closes the settlement window now and then (a settlement run follows)."""
+    with httpx.Client(base_url=partners.hub.api, timeout=30) as client:
+        while not partners.stop.wait(every_s):
+            partners.post(client, "OPS", "/v1/settlement-windows/close", {})
+
+
+def _resident(n: int) -> str:
+    """A valid resident identity number, nearly always distinct per n (GB 11643)."""
+    born = f"{1960 + n // 336_000 % 40}{1 + n // 28_000 % 12:02d}{1 + n // 1000 % 28:02d}"
+    first17 = f"350203{born}{n % 1000:03d}"
+    weights = [pow(2, 17 - i, 11) for i in range(17)]
+    return (
+        first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+    )
+
+
+def chaos(hub: Hub, stop: threading.Event, seed: int, mean_gap_s: float) -> None:
+    """At seeded random moments, SIGKILL the API or the flow runner, then start it again."""
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(0.5, 1.5) * mean_gap_s):
+        victim = rng.choice(["api", "flows"])
+        say(f"  kill -9 {victim}")
+        hub.kill(victim)
+        time.sleep(rng.uniform(0.2, 2.0))
+        hub.restart(victim)
+
+
+# --- the end: quiet, replay, check --------------------------------------------------------
+
+
+def wait_until(what: str, done: Callable[[], bool], patience: float) -> bool:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(2)
+    say(f"  not done within {patience:g} s: {what}")
+    return False
+
+
+def scalar(settings: Settings, statement: Any) -> int:
+    with unit_of_work(get_engine(settings), write=False) as session:
+        return int(session.scalar(statement) or 0)
+
+
+def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str, bool, str]]:
+    """(invariant, holds, what was found) for each invariant."""
+    s, found = hub.settings, []
+    answered = [x for x in partners.sent if x.answer is not None]
+    found.append(("every request answered in the end", len(answered) == len(partners.sent),
+                  f"{len(answered)} of {len(partners.sent)}"))  # fmt: skip
+
+    # Replays: each acknowledged request again under its key, the same answer back.
+    differing = 0
+    with httpx.Client(base_url=hub.api, timeout=30) as client:
+        for sent in answered:
+            first = sent.answer
+            assert first is not None
+            if first.status_code not in (200, 201, 202, 402, 409):
+                continue
+            headers = {**_bearer(hub.keys[sent.who]), "Idempotency-Key": sent.key}
+            again = client.post(sent.path, json=sent.body, headers=headers)
+            same = (again.status_code, again.text) == (first.status_code, first.text)
+            if not same or again.headers.get("idempotent-replayed") != "true":
+                differing += 1
+    found.append(("each acknowledged request replays with its first answer", differing == 0,
+                  f"{differing} differ"))  # fmt: skip
+
+    with unit_of_work(get_engine(s), write=False) as session:
+        holds = {
+            i: fen for i, fen in session.execute(select(Authorization.id, Authorization.amount_fen))
+        }
+        repaid = {
+            i: fen for i, fen in session.execute(select(LoanRepayment.id, LoanRepayment.amount_fen))
+        }
+        over = session.scalar(select(func.count()).where(
+            CreditLine.held_fen + CreditLine.outstanding_fen > CreditLine.limit_fen))  # fmt: skip
+        lost_books = books.discrepancies(session)
+        enrolments = {i: st for i, st in session.execute(select(Enrollment.id, Enrollment.status))}
+        settled = session.execute(
+            select(
+                SettlementLine.id, SettlementLine.net_fen, SettlementLine.status, Partner.code
+            ).join(Partner, Partner.id == SettlementLine.bank_id)
+        ).all()
+        undelivered = session.scalar(select(func.count()).where(Event.delivered_at.is_(None)))
+        events = set(session.scalars(select(Event.event_id)))
+
+    def made(marker: str, id_field: str) -> dict[str, int]:
+        return {
+            x.answer.json()[id_field]: x.answer.json()["amount_fen"]
+            for x in answered
+            if marker in x.path and x.answer is not None and x.answer.status_code == 201
+        }
+
+    acked_holds, acked_repaid = (
+        made("/authorizations", "authorization_id"),
+        made("/repayments", "repayment_id"),
+    )
+    found.append(("each hold key one hold, stored with its acknowledged amount", holds == acked_holds,
+                  f"{len(holds)} stored, {len(acked_holds)} acknowledged"))  # fmt: skip
+    found.append(("each repayment key one repayment, with its amount", repaid == acked_repaid,
+                  f"{len(repaid)} stored, {len(acked_repaid)} acknowledged"))  # fmt: skip
+    found.append(("no line over its limit", over == 0, f"{over} over"))
+    found.append(("the ledger agrees with the lines, loans, payables", not lost_books,
+                  describe(lost_books) if lost_books else "every account"))  # fmt: skip
+
+    bank = hub.parts["bank-XMBANK"].address
+    effects = httpx.get(f"{bank}/_sim/effects", headers=_bearer(STAND_IN_KEY), timeout=30).json()
+    pending = [i for i, status in enrolments.items() if status == "pending"]
+    found.append(
+        (
+            "every enrolment decided",
+            not pending,
+            f"{len(enrolments)} decided, {len(pending)} pending",
+        )
+    )
+    at_bank = set(effects["decisions"])
+    asked = {i for i, status in enrolments.items() if status != "pending"} & at_bank
+    found.append(("the bank decided each enrolment at most once, none unknown to the hub",
+                  at_bank <= set(enrolments), f"{len(at_bank)} decisions, {len(asked)} used"))  # fmt: skip
+    owed = {payout_id(line_id): net for line_id, net, status, code in settled
+            if code == "XMBANK" and net > 0}  # fmt: skip
+    unpaid = [line_id for line_id, net, status, _ in settled if net > 0 and status != "settled"]
+    paid = effects["payouts"]
+    found.append(("each settlement line paid once at the bank, its net amount", paid == owed and not unpaid,
+                  f"{len(paid)} payouts for {len(owed)} lines, {len(unpaid)} unpaid"))  # fmt: skip
+    told = set(received)
+    found.append(("every event delivered (at least once)", undelivered == 0 and events <= told,
+                  f"{len(events)} events, {undelivered} undelivered"))  # fmt: skip
+    return found
+
+
+def faults_injected(hub: Hub) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for url in stand_ins(hub).values():
+        total.update(
+            httpx.get(f"{url}/_sim/faults", headers=_bearer(STAND_IN_KEY), timeout=10).json()
+        )
+    return total
+
+
+def soak(minutes: float, seed: int, database: str) -> bool:
+    url = fresh_database(database)
+    received: list[str] = []
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(json.loads(body)["event_id"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(receiver) as hook_url, running_hub(url, hook_url) as hub:
+        world = seed_world(hub.settings, hub.keys)
+        set_faults(hub, {**FAULTS, "seed": seed})
+        stop = threading.Event()
+        partners = Partners(hub, stop)
+        desks = [
+            threading.Thread(target=hospital_desk, args=(partners, world, seed * 10 + n))
+            for n in range(3)
+        ] + [
+            threading.Thread(target=bank_desk, args=(partners, world, seed * 10 + 7)),
+            threading.Thread(target=operator_desk, args=(partners, max(5.0, minutes * 6))),
+            threading.Thread(target=chaos, args=(hub, stop, seed, max(8.0, minutes * 6))),
+        ]
+        started = time.monotonic()
+        say(f"soak: {minutes:g} min of traffic, faults {FAULTS}, seed {seed}")
+        for desk in desks:
+            desk.start()
+        while time.monotonic() - started < minutes * 60:
+            time.sleep(1)
+        stop.set()
+        for desk in desks:
+            desk.join()
+        for name in ("api", "flows"):  # the chaos may have left one down between kill and start
+            part = hub.parts[name]
+            if part.process is None or part.process.poll() is not None:
+                hub.restart(name)
+        faults = faults_injected(hub)
+        set_faults(hub, {"error_rate": 0.0, "timeout_rate": 0.0, "garbage_rate": 0.0})
+        say("quiet: faults off; finishing what is left")
+        with httpx.Client(base_url=hub.api, timeout=30) as client:
+            for sent in [x for x in partners.sent if x.answer is None]:
+                partners.deliver(client, sent, give_up=None)
+            partners.post(client, "OPS", "/v1/settlement-windows/close", {})  # the last window
+        s = hub.settings
+        wait_until("enrolments decided", lambda: scalar(s, select(func.count()).where(
+            Enrollment.status == "pending")) == 0, PATIENCE_S)  # fmt: skip
+        wait_until("settlement lines paid", lambda: scalar(s, select(func.count()).where(
+            SettlementLine.net_fen > 0, SettlementLine.status != "settled")) == 0, PATIENCE_S)  # fmt: skip
+        wait_until("events delivered", lambda: scalar(s, select(func.count()).where(
+            Event.delivered_at.is_(None))) == 0, PATIENCE_S)  # fmt: skip
+        found = checks(hub, partners, received)
+        report(minutes, partners, faults, hub.kills, found)
+    dispose_engines()
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+    return all(ok for _, ok, _ in found)
+
+
+def report(minutes: float, partners: Partners, faults: Counter[str], kills: Counter[str],
+           found: list[tuple[str, bool, str]]) -> None:  # fmt: skip
+    sent = partners.sent
+    by_kind = Counter(_kind(x.path) for x in sent)
+    acknowledged = sum(1 for x in sent if x.answer is not None and x.answer.status_code < 300)
+    print(f"\n## Soak: {minutes:g} minutes\n")
+    print(f"- requests: {len(sent)} ({', '.join(f'{k} {n}' for k, n in by_kind.most_common())}); "
+          f"tries {sum(x.tries for x in sent)}, of which unanswered (killed, 429, 5xx) "
+          f"{sum(x.unanswered for x in sent)}")  # fmt: skip
+    print(f"- acknowledged (2xx): {acknowledged}")
+    print(f"- faults injected by the stand-ins: {dict(faults)}")
+    print(f"- kill -9: {dict(kills)}")
+    print("\n| invariant | holds | found |\n|---|---|---|")
+    for name, ok, what in found:
+        print(f"| {name} | {'yes' if ok else '**NO**'} | {what} |")
+    lost = not all(ok for _, ok, _ in found)
+    print(
+        "\n" + ("SOMETHING IS WRONG: see the table" if lost else "nothing lost, nothing done twice")
+    )
+
+
+def _kind(path: str) -> str:
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return last if not last.startswith(("vis_", "loan_", "ln_")) else path.split("/")[2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10, help="how long the traffic runs")
+    parser.add_argument("--seed", type=int, default=1, help="the random choices and the faults")
+    parser.add_argument("--database", default=f"credithub_soak_{os.getpid()}")
+    args = parser.parse_args()
+    sys.exit(0 if soak(args.minutes, args.seed, args.database) else 1)
+
+
+if __name__ == "__main__":
+    main()
