@@ -14,16 +14,19 @@ import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.context import HubContext
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
-from integrations.endpoints import consents
+from integrations.endpoints import consents, response_schemas
+from integrations.endpoints import openapi_operations as described
 from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.loans import fund as loan_fund
 from integrations.endpoints.loans import servicing as loan_servicing
@@ -80,6 +83,14 @@ class RequestIdMiddleware:
             await problem_response(failure)(scope, receive, send_with_id)
 
 
+def _health_responses() -> dict[str, Any]:
+    body = {"application/json": {"schema": response_schemas.ref("Health")}}
+    return {
+        "200": {"description": "The hub reaches its database", "content": body},
+        "503": {"description": "The hub cannot reach its database", "content": body},
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ctx = HubContext.of(settings)
@@ -114,7 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.pipeline = pipeline
 
-    @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
+    @app.get(
+        "/v1/health",
+        tags=["health"],
+        summary="Can the hub reach its database?",
+        operation_id="health",
+        openapi_extra={"security": [], "responses": _health_responses()},
+    )
     def health() -> Response:
         try:
             ping(ctx.engine)
@@ -133,9 +150,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schemas |= mount(app, pipeline, loan_servicing.routes, "loan servicing")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
-            return problem_response(MethodNotAllowed("this method is not allowed on this path"))
+            # RFC 9110: a 405 names every method the path allows. Starlette's own
+            # `Allow` names only those of the first route on the path (one a method here).
+            allowed = sorted(
+                method
+                for route in app.router.routes
+                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods
+            )
+            problem = MethodNotAllowed("this method is not allowed on this path")
+            return problem_response(problem, {"Allow": ", ".join(allowed)})
         return problem_response(RouteNotFound("no such endpoint; see /docs for the API"))
 
     def openapi() -> dict[str, Any]:
@@ -144,7 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = spec.setdefault("components", {})
-            components.setdefault("schemas", {}).update(schemas)
+            components.setdefault("schemas", {}).update(described.components(schemas))
+            components["schemas"].update(response_schemas.SCHEMAS)
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             app.openapi_schema = spec
         return app.openapi_schema

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from models.core.schemas import AmountFen, Instant, Request, Str, Text
+from models.core.schemas import AmountFen, Instant, Request, Str, Text, Uscc
 
 Code = Annotated[Str, Field(min_length=1, max_length=64)]
 Months = Annotated[int, Field(strict=True, ge=1, le=600)]  # up to 50 years
@@ -33,7 +33,7 @@ class LoanConsent(Request):
 
 
 class ApplicationRequest(Request):
-    uscc: Annotated[Str, Field(min_length=1, max_length=64)]
+    uscc: Uscc
     firm_name: Annotated[Str, Field(min_length=1, max_length=200)]
     amount_fen: AmountFen
     term_months: Months

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from models.core.schemas import (
     AmountFen,
+    IdNumber,
     Instant,
     MoneyFen,
     ObjectId,
@@ -19,7 +20,7 @@ from models.core.schemas import (
 
 
 class EligibilityCheckRequest(Request):
-    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    id_number: IdNumber
 
 
 class OpenVisitRequest(Request):
@@ -77,7 +78,7 @@ class ConsentGrant(Request):
 
 
 class EnrollmentRequest(Request):
-    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    id_number: IdNumber
     name: Annotated[Str, Field(min_length=1, max_length=100)]
     phone: Annotated[Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
     bank_code: Annotated[Str, Field(min_length=1, max_length=64)]

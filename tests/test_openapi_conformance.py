@@ -1,0 +1,211 @@
+"""The API does what /openapi.json says, for a partner of every kind (Schemathesis).
+
+Partners generate their clients from /openapi.json, so every answer must be one
+it declares: its status, its media type, its body's schema (problem+json with
+the declared `code`s for errors) and its headers. Schemathesis runs every check
+through all its phases — the schema's examples, coverage (each boundary and
+each way to be invalid), fuzzing, and stateful sequences along the declared
+links (create a visit, then hold on it, read it, close it, ...) — with the API
+key of a hospital, a bank, a channel and an operator, on a real SQLite database
+with the partners and the credit line of `make_world`.
+
+The budget is bounded (few fuzzed examples, short sequences, a fixed seed) so
+the module runs in a couple of minutes on a busy machine; the last test shows
+that a description that does not match the code makes it fail.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import FailureGroup
+from starlette.testclient import TestClient
+
+from hub.core import migrate
+from hub.core.db import empty_all_tables, get_engine
+from hub.settings import Settings
+from integrations.endpoints.app import create_app
+from tests.conftest import World, make_world
+
+pytestmark = pytest.mark.slow
+
+KIND_OF = {"hospital": "h1", "bank": "b1", "channel": "ch", "operator": "op"}
+FUZZED_EXAMPLES = 8
+STATEFUL_RUNS, STATEFUL_STEPS = 8, 6
+
+# Rules a JSON Schema cannot state (a check character, the balance of a line, a
+# bill that adds up, a product's limits, an object's state) refuse input the schema
+# allows: 402, 409 and 422 are the contract's answers to valid-looking data.
+VALID_DATA_ANSWERS = ["2xx", "401", "402", "403", "404", "409", "422", "429"]
+
+
+def _config(api_key: str | None) -> SchemathesisConfig:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": 20261203,
+            "headers": headers,
+            "generation": {
+                "mode": "all",
+                "max-examples": FUZZED_EXAMPLES,
+                "database": "none",
+                "deterministic": True,
+            },
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": True, "max-steps": STATEFUL_STEPS},
+            },
+            "checks": {
+                "enabled": True,
+                "positive_data_acceptance": {"expected-statuses": VALID_DATA_ANSWERS},
+            },
+        }
+    )
+
+
+def _schema(world: World, who: str, raw: dict[str, Any] | None = None) -> Any:
+    """The app's schema (or `raw`, a changed copy of it) as Schemathesis tests it,
+    calling the app in-process with `who`'s API key."""
+    config = _config(world.keys[who])
+    app = world.client.app
+    if raw is None:
+        return schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    schema = schemathesis.openapi.from_dict(raw, config=config)
+    schema.app = app
+    return schema
+
+
+# `@schema.parametrize()` needs the schema when pytest collects the module, before
+# any fixture: so one app for the whole module, on a database of its own that the
+# fixture below migrates and fills (the app opens no connection until called).
+_HOME = Path(tempfile.mkdtemp(prefix="credithub-openapi-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+_SETTINGS = Settings(
+    home=_HOME,
+    database_url=f"sqlite:///{_HOME / 'test.db'}",
+    secret_key="test-secret-key",
+    auth_cache_seconds=0,
+    rate_limit_per_second=0,
+)
+_APP = create_app(_SETTINGS)
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP, config=_config(None))
+
+
+@pytest.fixture(scope="module")
+def conformance_world() -> Iterator[World]:
+    """The partners and the line of `make_world`, on the module's database."""
+    migrate.upgrade(_SETTINGS)
+    empty_all_tables(get_engine(_SETTINGS))
+    world = make_world(_SETTINGS)
+    world.client = TestClient(_APP, raise_server_exceptions=False)
+    with world.client:
+        yield world
+
+
+_caller: dict[str, str] = {}  # the API key of the kind of partner under test
+
+
+@schema.auth(refresh_interval=None)
+class PartnerKey:
+    """The key of the partner under test, given the way Schemathesis gives credentials
+    (so that it knows a case without them is meant to get a 401)."""
+
+    def get(self, case: Any, context: Any) -> str:
+        return _caller.get("key", "")  # also asked while pytest collects
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@pytest.fixture(params=sorted(KIND_OF))
+def partner(request: pytest.FixtureRequest, conformance_world: World) -> Iterator[str]:
+    _caller["key"] = conformance_world.keys[KIND_OF[request.param]]
+    yield request.param
+    _caller.clear()
+
+
+@schema.parametrize()
+@hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+def test_every_operation_answers_as_described(case: Any, partner: str) -> None:
+    response = case.call_and_validate()
+    _answered.setdefault(partner, set()).add(response.status_code)
+
+
+_answered: dict[str, set[int]] = {}  # the statuses each kind got
+
+
+def test_every_kind_was_served() -> None:
+    """The keys were taken: each kind of partner got successful answers, not only 401s
+    (runs after the test above, as pytest keeps a module's order)."""
+    for kind in KIND_OF:
+        assert any(200 <= status < 300 for status in _answered.get(kind, ())), kind
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_OF))
+def test_sequences_along_the_links_answer_as_described(
+    conformance_world: World, kind: str
+) -> None:
+    machine = _schema(conformance_world, KIND_OF[kind]).as_state_machine()
+    machine.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_RUNS,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+
+
+def _failures(schema: Any, path: str, method: str) -> list[str]:
+    """The names of the checks that fail on one operation's examples and fuzzing."""
+    operation = schema[path][method]
+    found: list[str] = []
+
+    @hypothesis.settings(
+        max_examples=FUZZED_EXAMPLES, deadline=None, database=None, derandomize=True
+    )
+    @hypothesis.given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        try:
+            case.call_and_validate()
+        except FailureGroup as group:
+            found.extend(type(failure).__name__ for failure in group.exceptions)
+        except AssertionError as failure:
+            found.append(type(failure).__name__)
+
+    run()
+    return found
+
+
+def test_a_description_that_does_not_match_the_code_fails(conformance_world: World) -> None:
+    """The trial balance's `total_fen` declared a string, and its 200 left out: the
+    same run that passes on the real description reports the mismatch."""
+    real = conformance_world.client.get("/openapi.json").json()
+    path, method = "/v1/ledger/trial-balance", "GET"
+    assert _failures(_schema(conformance_world, "op", real), path, method) == []
+
+    wrong_type = copy.deepcopy(real)
+    wrong_type["components"]["schemas"]["TrialBalance"]["properties"]["total_fen"] = {
+        "type": "string"
+    }
+    assert "JsonSchemaError" in _failures(_schema(conformance_world, "op", wrong_type), path, method)
+
+    no_success = copy.deepcopy(real)
+    del no_success["paths"][path]["get"]["responses"]["200"]
+    assert "UndefinedStatusCode" in _failures(
+        _schema(conformance_world, "op", no_success), path, method
+    )
