@@ -160,13 +160,7 @@ def responses(route: Route) -> dict[str, Any]:
     if route.response is not None:
         success["content"] = {"application/json": {"schema": ref(route.response)}}
     if route.links:
-        success["links"] = {
-            f"{target}": {
-                "operationId": target,
-                "parameters": {name: f"$response.body#/{field}" for name, field in fields.items()},
-            }
-            for target, fields in route.links.items()
-        }
+        success["links"] = {target: _link(target, fields) for target, fields in route.links.items()}
     answers: dict[str, Any] = {str(status): success for status in (route.status, *route.also)}
     for status, codes in problems_of(route).items():
         headers: dict[str, Any] = {"X-Request-Id": _REQUEST_ID}
@@ -186,6 +180,19 @@ def responses(route: Route) -> dict[str, Any]:
             headers["Idempotent-Replayed"] = _REPLAYED
         answers[str(status)] = _problem_response(status, codes, headers)
     return answers
+
+
+def _link(target: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    """A link to operation `target`: each of its parameters (`body.NAME` for a field
+    of its body) taken from a field of this answer."""
+    link: dict[str, Any] = {"operationId": target}
+    parameters = {k: f"$response.body#/{v}" for k, v in fields.items() if "." not in k}
+    body = {k[5:]: f"$response.body#/{v}" for k, v in fields.items() if k.startswith("body.")}
+    if parameters:
+        link["parameters"] = parameters
+    if body:
+        link["requestBody"] = body
+    return link
 
 
 def parameters(route: Route, path_params: list[str]) -> list[dict[str, Any]]:

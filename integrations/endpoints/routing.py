@@ -64,7 +64,8 @@ class RouteTable:
         """Register a handler. `problems`: the error codes its use case raises, by
         status (those of the pipeline are added for every route); `links`: the
         operations (by id, the handler's name) that act on what this one answers,
-        each with its path parameters taken from fields of the answer."""
+        each with its parameters (`body.NAME`: a field of its body) taken from
+        fields of the answer."""
 
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or handler.__name__).strip().splitlines()[0]

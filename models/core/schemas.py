@@ -96,6 +96,12 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def example(body: dict[str, Any]) -> ConfigDict:
+    """A request model's config with an example body for /openapi.json (the API docs
+    show it; Schemathesis sends it first)."""
+    return ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [body]})
+
+
 class WithdrawConsentRequest(Request):
     # `POST /v1/consents/{id}/withdraw` takes an empty object (CONTRACT.md §5); no
     # docstring, which would become the schema's description.

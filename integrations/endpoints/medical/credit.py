@@ -36,7 +36,10 @@ def _hold_policy(call: Call) -> holds.HoldPolicy:
     body=schemas.EligibilityCheckRequest,
     response="Eligibility",
     problems={422: ("invalid_id_number",)},
-    links={"get_credit_line": {"credit_line_id": "credit_line_id"}},
+    links={
+        "get_credit_line": {"credit_line_id": "credit_line_id"},
+        "open_visit": {"body.credit_line_id": "credit_line_id"},
+    },
 )
 def check_eligibility(call: Call, session: Transaction) -> tuple[int, Any]:
     """May this person pay by credit now?"""
