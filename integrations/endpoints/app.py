@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 method
                 for route in app.router.routes
                 if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods
+                for method in route.methods or ()
             )
             problem = MethodNotAllowed("this method is not allowed on this path")
             return problem_response(problem, {"Allow": ", ".join(allowed)})

@@ -27,7 +27,6 @@ from models.medical.tables import (
     MismatchStatus,
     SettlementLineStatus,
     VisitStatus,
-    WindowStatus,
 )
 
 Schema = dict[str, Any]
@@ -72,8 +71,11 @@ def obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Sch
 def page(item: str) -> Schema:
     """A list, as every list answers (CONTRACT.md §1 Lists)."""
     return obj(
-        {"data": {"type": "array", "items": ref(item)}, "has_more": {"type": "boolean"}}
-        | {"next_cursor": nullable(STRING)}
+        {
+            "data": {"type": "array", "items": ref(item)},
+            "has_more": {"type": "boolean"},
+            "next_cursor": nullable(STRING),
+        }
     )
 
 
@@ -245,9 +247,7 @@ _WINDOW_CLOSED = obj({"window_id": hub_id("win"), "flow_run_id": nullable(STRING
 _SETTLEMENT = obj(
     {
         "settlement_id": hub_id("stl"),
-        "window": obj(
-            {"window_id": hub_id("win"), "opened_at": TIME, "closed_at": nullable(TIME)}
-        ),
+        "window": obj({"window_id": hub_id("win"), "opened_at": TIME, "closed_at": nullable(TIME)}),
         "bank_code": STRING,
         "status": one_of(BatchStatus),
         "lines": {

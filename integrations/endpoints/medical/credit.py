@@ -57,7 +57,9 @@ def check_eligibility(call: Call, session: Transaction) -> tuple[int, Any]:
     return 200, present.eligibility(result)
 
 
-@routes.add("GET", "/v1/credit-lines/{credit_line_id}", kinds={HOSPITAL, BANK}, response="CreditLine")
+@routes.add(
+    "GET", "/v1/credit-lines/{credit_line_id}", kinds={HOSPITAL, BANK}, response="CreditLine"
+)
 def get_credit_line(call: Call, session: Transaction) -> tuple[int, Any]:
     """A credit line's balances and state."""
     line = lines.line_visible_to(
