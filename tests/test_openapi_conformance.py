@@ -31,11 +31,12 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from starlette.testclient import TestClient
 
-from hub.core import migrate
+from hub.core import clock, migrate
 from hub.core.db import empty_all_tables, get_engine
 from hub.settings import Settings
 from integrations.endpoints.app import create_app
 from tests.conftest import ID_NUMBERS, World, make_world
+from tests.loans.factory import defaulted_loan, disbursed_loan
 
 pytestmark = pytest.mark.slow
 
@@ -236,3 +237,101 @@ def test_a_description_that_does_not_match_the_code_fails(conformance_world: Wor
     assert "UndefinedStatusCode" in _failures(
         _schema(conformance_world, "op", no_success), path, method
     )
+
+
+def test_real_objects_answer_as_described(conformance_world: World) -> None:
+    """Objects the random runs rarely reach (a closed visit with holds and refunds,
+    repayments, loans paid out, repaid and claimed, the fund) are read and checked
+    against their declared answers too."""
+    w = conformance_world
+    answers: list[tuple[str, str, Any]] = []
+
+    def post(who: str, path: str, template: str, body: Any) -> Any:
+        response = w.post(who, path, body)
+        answers.append((template, "POST", response))
+        return response.json()
+
+    def get(who: str, path: str, template: str) -> None:
+        answers.append((template, "GET", w.get(who, path)))
+
+    line = post(
+        "h1", "/v1/eligibility-checks", "/v1/eligibility-checks", {"id_number": ID_NUMBERS[0]}
+    )
+    visit = post(
+        "h1",
+        "/v1/visits",
+        "/v1/visits",
+        {"credit_line_id": line["credit_line_id"], "his_visit_id": "real-1", "kind": "inpatient"},
+    )["visit_id"]
+    holds = "/v1/visits/{visit_id}/authorizations"
+    hold = post(
+        "h1",
+        f"/v1/visits/{visit}/authorizations",
+        holds,
+        {"amount_fen": 5000, "his_order_id": "o1"},
+    )
+    spare = post(
+        "h1", f"/v1/visits/{visit}/authorizations", holds, {"amount_fen": 700, "his_order_id": "o2"}
+    )
+    auth = "/v1/authorizations/{authorization_id}"
+    post(
+        "h1",
+        f"/v1/authorizations/{hold['authorization_id']}/increments",
+        auth + "/increments",
+        {"amount_fen": 100},
+    )
+    post("h1", f"/v1/authorizations/{spare['authorization_id']}/void", auth + "/void", {})
+    get("h1", f"/v1/authorizations/{hold['authorization_id']}", auth)
+    bill = {
+        "his_bill_id": "real-1",
+        "total_fen": 4000,
+        "insurance_fen": 1000,
+        "self_pay_fen": 3000,
+        "items": [{"code": "A", "name": "a", "amount_fen": 4000}],
+    }
+    post("h1", f"/v1/visits/{visit}/close", "/v1/visits/{visit_id}/close", bill)
+    refund = post(
+        "h1",
+        f"/v1/visits/{visit}/refunds",
+        "/v1/visits/{visit_id}/refunds",
+        {"amount_fen": 500, "his_refund_id": "r1", "reason": "returned"},
+    )
+    get("h1", f"/v1/refunds/{refund['refund_id']}", "/v1/refunds/{refund_id}")
+    get("h1", f"/v1/visits/{visit}", "/v1/visits/{visit_id}")
+    get("h1", "/v1/visits?his_visit_id=real-1", "/v1/visits")
+    repayment = post(
+        "b1",
+        "/v1/repayments",
+        "/v1/repayments",
+        {
+            "credit_line_id": line["credit_line_id"],
+            "amount_fen": 1000,
+            "bank_txn_id": "t1",
+            "paid_at": "2026-01-01T00:00:00Z",
+        },
+    )
+    get("b1", f"/v1/repayments/{repayment['repayment_id']}", "/v1/repayments/{repayment_id}")
+    get("b1", f"/v1/credit-lines/{line['credit_line_id']}", "/v1/credit-lines/{credit_line_id}")
+    get("op", "/v1/ledger/trial-balance", "/v1/ledger/trial-balance")
+
+    loan = disbursed_loan(w)
+    get("b1", f"/v1/loans/{loan}", "/v1/loans/{loan_id}")
+    get("ch", f"/v1/loans/{loan}", "/v1/loans/{loan_id}")
+    post(
+        "b1",
+        f"/v1/loans/{loan}/repayments",
+        "/v1/loans/{loan_id}/repayments",
+        {"amount_fen": 50_000, "bank_txn_id": "lt1", "paid_at": clock.now().isoformat()},
+    )
+    deposit = {"amount_fen": 10_000_000, "reference": "d1"}
+    post(
+        "op", "/v1/risk-compensation/fund/deposits", "/v1/risk-compensation/fund/deposits", deposit
+    )
+    claims = "/v1/risk-compensation/claims"
+    post("b1", claims, claims, {"loan_id": defaulted_loan(w)})
+    get("b1", claims, claims)
+    get("op", "/v1/risk-compensation/fund", "/v1/risk-compensation/fund")
+
+    for template, method, response in answers:
+        assert response.status_code < 300, (method, template, response.text)
+        schema[template][method].validate_response(response)
