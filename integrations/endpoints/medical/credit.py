@@ -176,7 +176,7 @@ def get_authorization(call: Call, session: Transaction) -> tuple[int, Any]:
     response="Authorization",
     problems={
         402: ("insufficient_credit",),
-        409: ("authorization_not_held", "visit_not_open", "line_not_active"),
+        409: ("authorization_not_held", "line_not_active"),
     },
 )
 def increment_hold(call: Call, session: Transaction) -> tuple[int, Any]:
