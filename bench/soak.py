@@ -145,9 +145,16 @@ def seed_world(settings: Settings, keys: dict[str, str]) -> dict[str, list[str]]
         lines = []
         for n in range(LINES):
             line = open_line(
-                session, vault, id_number=f"soak-{n:04d}", name="浸泡", phone=None,
-                bank_id=ids["XMBANK"], limit_fen=LINE_LIMIT_FEN, source="soak", now=now,
-            )  # fmt: skip
+                session,
+                vault,
+                id_number=f"soak-{n:04d}",
+                name="浸泡",
+                phone=None,
+                bank_id=ids["XMBANK"],
+                limit_fen=LINE_LIMIT_FEN,
+                source="soak",
+                now=now,
+            )
             for hospital in hospitals:
                 grant_access(session, hospital, line.id)
             lines.append(line.id)
@@ -156,9 +163,16 @@ def seed_world(settings: Settings, keys: dict[str, str]) -> dict[str, list[str]]
     with unit_of_work(engine) as session:
         loans = list(session.scalars(text("SELECT id FROM loans ORDER BY id")))
         for loan_id in loans:
-            servicing.disburse(session, bank_id=ids["XMBANK"], loan_id=loan_id,
-                               amount_fen=10_000_000, bank_txn_id=f"D-{loan_id}",
-                               disbursed_at=paid_out, zone=settings.business_timezone, now=paid_out)  # fmt: skip
+            servicing.disburse(
+                session,
+                bank_id=ids["XMBANK"],
+                loan_id=loan_id,
+                amount_fen=10_000_000,
+                bank_txn_id=f"D-{loan_id}",
+                disbursed_at=paid_out,
+                zone=settings.business_timezone,
+                now=paid_out,
+            )
     return {"lines": lines, "loans": loans}
 
 
@@ -193,9 +207,11 @@ def running_hub(database_url: str, hook_url: str) -> Iterator[Hub]:
         for part in plan:
             if part.name == "flows":
                 part.ready = functools.partial(
-                    supervisor.deployments_served, part.address.rsplit("/", 1)[0],
-                    deployments, datetime.now(UTC),
-                )  # fmt: skip
+                    supervisor.deployments_served,
+                    part.address.rsplit("/", 1)[0],
+                    deployments,
+                    datetime.now(UTC),
+                )
             supervisor.start(part, env, logs)
             supervisor.wait_healthy(part, 90)
         yield hub
@@ -274,28 +290,52 @@ def hospital_desk(partners: Partners, world: dict[str, list[str]], seed: int) ->
             who, ref = rng.choice(hospitals), f"S{seed}-{n}"
             if rng.random() < 0.2:
                 number = _resident(seed * 1_000_000 + n)
-                consent = {"purpose": "medical_credit", "granted_at": clock.now().isoformat(),
-                           "text_version": "v1"}  # fmt: skip
-                partners.post(client, who, "/v1/enrollments", {
-                    "id_number": number, "name": "浸泡", "phone": "13800001234",
-                    "bank_code": "XMBANK", "consent": consent,
-                })  # fmt: skip
+                consent = {
+                    "purpose": "medical_credit",
+                    "granted_at": clock.now().isoformat(),
+                    "text_version": "v1",
+                }
+                partners.post(
+                    client,
+                    who,
+                    "/v1/enrollments",
+                    {
+                        "id_number": number,
+                        "name": "浸泡",
+                        "phone": "13800001234",
+                        "bank_code": "XMBANK",
+                        "consent": consent,
+                    },
+                )
                 continue
             line = rng.choice(world["lines"])
-            opened = partners.post(client, who, "/v1/visits",
-                                   {"credit_line_id": line, "his_visit_id": ref, "kind": "outpatient"})  # fmt: skip
+            opened = partners.post(
+                client,
+                who,
+                "/v1/visits",
+                {"credit_line_id": line, "his_visit_id": ref, "kind": "outpatient"},
+            )
             if opened.answer is None or opened.answer.status_code != 201:
                 continue
             visit = opened.answer.json()["visit_id"]
             held = 0
             for item in range(rng.randint(1, 3)):
                 amount = rng.randint(1, 50) * 100
-                hold = partners.post(client, who, f"/v1/visits/{visit}/authorizations",
-                                     {"amount_fen": amount, "his_order_id": f"{ref}-{item}"})  # fmt: skip
+                hold = partners.post(
+                    client,
+                    who,
+                    f"/v1/visits/{visit}/authorizations",
+                    {"amount_fen": amount, "his_order_id": f"{ref}-{item}"},
+                )
                 if hold.answer is not None and hold.answer.status_code == 201:
                     held += amount
-            bill = {"his_bill_id": ref, "total_fen": held, "insurance_fen": 0,
-                    "self_pay_fen": held, "items": [{"code": "X", "name": "care", "amount_fen": held}]}  # fmt: skip
+            bill = {
+                "his_bill_id": ref,
+                "total_fen": held,
+                "insurance_fen": 0,
+                "self_pay_fen": held,
+                "items": [{"code": "X", "name": "care", "amount_fen": held}],
+            }
             partners.post(client, who, f"/v1/visits/{visit}/close", bill)
 
 
@@ -308,8 +348,11 @@ def bank_desk(partners: Partners, world: dict[str, list[str]], seed: int) -> Non
             if partners.stop.is_set():
                 return
             loan = rng.choice(world["loans"])
-            body = {"amount_fen": rng.randint(1, 10) * 100, "bank_txn_id": f"R{seed}-{n}",
-                    "paid_at": paid_at}  # fmt: skip
+            body = {
+                "amount_fen": rng.randint(1, 10) * 100,
+                "bank_txn_id": f"R{seed}-{n}",
+                "paid_at": paid_at,
+            }
             partners.post(client, "XMBANK", f"/v1/loans/{loan}/repayments", body)
             time.sleep(0.05)
 
@@ -364,8 +407,13 @@ def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str,
     """(invariant, holds, what was found) for each invariant."""
     s, found = hub.settings, []
     answered = [x for x in partners.sent if x.answer is not None]
-    found.append(("every request answered in the end", len(answered) == len(partners.sent),
-                  f"{len(answered)} of {len(partners.sent)}"))  # fmt: skip
+    found.append(
+        (
+            "every request answered in the end",
+            len(answered) == len(partners.sent),
+            f"{len(answered)} of {len(partners.sent)}",
+        )
+    )
 
     # Replays: each acknowledged request again under its key, the same answer back.
     differing = 0
@@ -380,8 +428,13 @@ def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str,
             same = (again.status_code, again.text) == (first.status_code, first.text)
             if not same or again.headers.get("idempotent-replayed") != "true":
                 differing += 1
-    found.append(("each acknowledged request replays with its first answer", differing == 0,
-                  f"{differing} differ"))  # fmt: skip
+    found.append(
+        (
+            "each acknowledged request replays with its first answer",
+            differing == 0,
+            f"{differing} differ",
+        )
+    )
 
     with unit_of_work(get_engine(s), write=False) as session:
         holds = {
@@ -390,8 +443,11 @@ def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str,
         repaid = {
             i: fen for i, fen in session.execute(select(LoanRepayment.id, LoanRepayment.amount_fen))
         }
-        over = session.scalar(select(func.count()).where(
-            CreditLine.held_fen + CreditLine.outstanding_fen > CreditLine.limit_fen))  # fmt: skip
+        over = session.scalar(
+            select(func.count()).where(
+                CreditLine.held_fen + CreditLine.outstanding_fen > CreditLine.limit_fen
+            )
+        )
         lost_books = books.discrepancies(session)
         enrolments = {i: st for i, st in session.execute(select(Enrollment.id, Enrollment.status))}
         settled = session.execute(
@@ -413,13 +469,28 @@ def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str,
         made("/authorizations", "authorization_id"),
         made("/repayments", "repayment_id"),
     )
-    found.append(("each hold key one hold, stored with its acknowledged amount", holds == acked_holds,
-                  f"{len(holds)} stored, {len(acked_holds)} acknowledged"))  # fmt: skip
-    found.append(("each repayment key one repayment, with its amount", repaid == acked_repaid,
-                  f"{len(repaid)} stored, {len(acked_repaid)} acknowledged"))  # fmt: skip
+    found.append(
+        (
+            "each hold key one hold, stored with its acknowledged amount",
+            holds == acked_holds,
+            f"{len(holds)} stored, {len(acked_holds)} acknowledged",
+        )
+    )
+    found.append(
+        (
+            "each repayment key one repayment, with its amount",
+            repaid == acked_repaid,
+            f"{len(repaid)} stored, {len(acked_repaid)} acknowledged",
+        )
+    )
     found.append(("no line over its limit", over == 0, f"{over} over"))
-    found.append(("the ledger agrees with the lines, loans, payables", not lost_books,
-                  describe(lost_books) if lost_books else "every account"))  # fmt: skip
+    found.append(
+        (
+            "the ledger agrees with the lines, loans, payables",
+            not lost_books,
+            describe(lost_books) if lost_books else "every account",
+        )
+    )
 
     bank = hub.parts["bank-XMBANK"].address
     effects = httpx.get(f"{bank}/_sim/effects", headers=_bearer(STAND_IN_KEY), timeout=30).json()
@@ -433,17 +504,35 @@ def checks(hub: Hub, partners: Partners, received: list[str]) -> list[tuple[str,
     )
     at_bank = set(effects["decisions"])
     asked = {i for i, status in enrolments.items() if status != "pending"} & at_bank
-    found.append(("the bank decided each enrolment at most once, none unknown to the hub",
-                  at_bank <= set(enrolments), f"{len(at_bank)} decisions, {len(asked)} used"))  # fmt: skip
-    owed = {payout_id(line_id): net for line_id, net, status, code in settled
-            if code == "XMBANK" and net > 0}  # fmt: skip
+    found.append(
+        (
+            "the bank decided each enrolment at most once, none unknown to the hub",
+            at_bank <= set(enrolments),
+            f"{len(at_bank)} decisions, {len(asked)} used",
+        )
+    )
+    owed = {
+        payout_id(line_id): net
+        for line_id, net, status, code in settled
+        if code == "XMBANK" and net > 0
+    }
     unpaid = [line_id for line_id, net, status, _ in settled if net > 0 and status != "settled"]
     paid = effects["payouts"]
-    found.append(("each settlement line paid once at the bank, its net amount", paid == owed and not unpaid,
-                  f"{len(paid)} payouts for {len(owed)} lines, {len(unpaid)} unpaid"))  # fmt: skip
+    found.append(
+        (
+            "each settlement line paid once at the bank, its net amount",
+            paid == owed and not unpaid,
+            f"{len(paid)} payouts for {len(owed)} lines, {len(unpaid)} unpaid",
+        )
+    )
     told = set(received)
-    found.append(("every event delivered (at least once)", undelivered == 0 and events <= told,
-                  f"{len(events)} events, {undelivered} undelivered"))  # fmt: skip
+    found.append(
+        (
+            "every event delivered (at least once)",
+            undelivered == 0 and events <= told,
+            f"{len(events)} events, {undelivered} undelivered",
+        )
+    )
     return found
 
 
@@ -505,12 +594,29 @@ def soak(minutes: float, seed: int, database: str) -> bool:
                 partners.deliver(client, sent, give_up=None)
             partners.post(client, "OPS", "/v1/settlement-windows/close", {})  # the last window
         s = hub.settings
-        wait_until("enrolments decided", lambda: scalar(s, select(func.count()).where(
-            Enrollment.status == "pending")) == 0, PATIENCE_S)  # fmt: skip
-        wait_until("settlement lines paid", lambda: scalar(s, select(func.count()).where(
-            SettlementLine.net_fen > 0, SettlementLine.status != "settled")) == 0, PATIENCE_S)  # fmt: skip
-        wait_until("events delivered", lambda: scalar(s, select(func.count()).where(
-            Event.delivered_at.is_(None))) == 0, PATIENCE_S)  # fmt: skip
+        wait_until(
+            "enrolments decided",
+            lambda: scalar(s, select(func.count()).where(Enrollment.status == "pending")) == 0,
+            PATIENCE_S,
+        )
+        wait_until(
+            "settlement lines paid",
+            lambda: (
+                scalar(
+                    s,
+                    select(func.count()).where(
+                        SettlementLine.net_fen > 0, SettlementLine.status != "settled"
+                    ),
+                )
+                == 0
+            ),
+            PATIENCE_S,
+        )
+        wait_until(
+            "events delivered",
+            lambda: scalar(s, select(func.count()).where(Event.delivered_at.is_(None))) == 0,
+            PATIENCE_S,
+        )
         found = checks(hub, partners, received)
         report(minutes, partners, faults, hub.kills, found)
     dispose_engines()
@@ -521,15 +627,22 @@ def soak(minutes: float, seed: int, database: str) -> bool:
     return all(ok for _, ok, _ in found)
 
 
-def report(minutes: float, partners: Partners, faults: Counter[str], kills: Counter[str],
-           found: list[tuple[str, bool, str]]) -> None:  # fmt: skip
+def report(
+    minutes: float,
+    partners: Partners,
+    faults: Counter[str],
+    kills: Counter[str],
+    found: list[tuple[str, bool, str]],
+) -> None:
     sent = partners.sent
     by_kind = Counter(_kind(x.path) for x in sent)
     acknowledged = sum(1 for x in sent if x.answer is not None and x.answer.status_code < 300)
     print(f"\n## Soak: {minutes:g} minutes\n")
-    print(f"- requests: {len(sent)} ({', '.join(f'{k} {n}' for k, n in by_kind.most_common())}); "
-          f"tries {sum(x.tries for x in sent)}, of which unanswered (killed, 429, 5xx) "
-          f"{sum(x.unanswered for x in sent)}")  # fmt: skip
+    print(
+        f"- requests: {len(sent)} ({', '.join(f'{k} {n}' for k, n in by_kind.most_common())}); "
+        f"tries {sum(x.tries for x in sent)}, of which unanswered (killed, 429, 5xx) "
+        f"{sum(x.unanswered for x in sent)}"
+    )
     print(f"- acknowledged (2xx): {acknowledged}")
     print(f"- faults injected by the stand-ins: {dict(faults)}")
     print(f"- kill -9: {dict(kills)}")

@@ -369,9 +369,7 @@ def run_all() -> None:
                     deployments_served, prefect, names, datetime.now(UTC), auth
                 )
             start(part, env, logs)
-            wait_healthy(
-                part, 90 if part.name in ("prefect", "flows") else 30, lambda: signals > 0
-            )
+            wait_healthy(part, 90 if part.name in ("prefect", "flows") else 30, lambda: signals > 0)
         if not signals:
             demo.write_up_file(up_file, {**up_file_content(parts), **content})
             _print_addresses(parts, up_file)

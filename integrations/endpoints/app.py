@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.context import HubContext
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
-from integrations.endpoints import consents
+from integrations.endpoints import consents, response_schemas
+from integrations.endpoints import openapi_operations as described
 from integrations.endpoints.loans import applications as loan_applications
 from integrations.endpoints.loans import fund as loan_fund
 from integrations.endpoints.loans import servicing as loan_servicing
@@ -90,6 +91,14 @@ def _methods_on(app: FastAPI, scope: Scope) -> list[str]:
     return sorted(methods)
 
 
+def _health_responses() -> dict[str, Any]:
+    body = {"application/json": {"schema": response_schemas.ref("Health")}}
+    return {
+        "200": {"description": "The hub reaches its database", "content": body},
+        "503": {"description": "The hub cannot reach its database", "content": body},
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ctx = HubContext.of(settings)
@@ -124,7 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.pipeline = pipeline
 
-    @app.get("/v1/health", tags=["health"], summary="Can the hub reach its database?")
+    @app.get(
+        "/v1/health",
+        tags=["health"],
+        summary="Can the hub reach its database?",
+        operation_id="health",
+        openapi_extra={"security": [], "responses": _health_responses()},
+    )
     def health() -> Response:
         try:
             ping(ctx.engine)
@@ -157,7 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = spec.setdefault("components", {})
-            components.setdefault("schemas", {}).update(schemas)
+            components.setdefault("schemas", {}).update(described.components(schemas))
+            components["schemas"].update(response_schemas.SCHEMAS)
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             app.openapi_schema = spec
         return app.openapi_schema

@@ -27,6 +27,7 @@ RECORDERS = {"hospital", "channel"}  # who records consents: enrolments, loan ap
     "/v1/consents/{consent_id}/withdraw",
     kinds=RECORDERS,
     body=schemas.WithdrawConsentRequest,
+    response="Consent",
 )
 def withdraw_consent(call: Call, session: Transaction) -> tuple[int, Any]:
     """Withdraw a consent: every further use stops at once."""

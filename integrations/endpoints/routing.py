@@ -1,13 +1,16 @@
-"""A small route table: each route names who may call it and the body it takes.
+"""A small route table: each route names who may call it, the body it takes and
+what it answers.
 
 Routes take the raw request so the pipeline, not the framework, decides the
-order of errors; their bodies and parameters are still documented in OpenAPI.
+order of errors; what they take and give is still documented in OpenAPI
+(`integrations.endpoints.openapi_operations`): each route's own problem codes,
+success schema and links sit here, next to its handler.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +19,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from integrations.endpoints import openapi_operations as described
 from integrations.endpoints.pipeline import Before, Handler, Pipeline
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -30,8 +34,12 @@ class Route:
     body: type[BaseModel] | None
     status: int
     summary: str
-    query: tuple[str, ...] = ()
+    query: tuple[str | dict[str, Any], ...] = ()  # a shared list parameter, or one described
     before: Before | None = None  # runs first, outside the transaction
+    response: str | None = None  # the success body's schema (`response_schemas.SCHEMAS`)
+    problems: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # the use case's
+    links: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # op id: param: field
+    also: tuple[int, ...] = ()  # other success statuses
 
 
 @dataclass
@@ -46,13 +54,37 @@ class RouteTable:
         kinds: set[str],
         body: type[BaseModel] | None = None,
         status: int = 200,
-        query: tuple[str, ...] = (),
+        also: tuple[int, ...] = (),
+        query: tuple[str | dict[str, Any], ...] = (),
         before: Before | None = None,
+        response: str | None = None,
+        problems: Mapping[int, tuple[str, ...]] | None = None,
+        links: Mapping[str, Mapping[str, str]] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register a handler. `problems`: the error codes its use case raises, by
+        status (those of the pipeline are added for every route); `links`: the
+        operations (by id, the handler's name) that act on what this one answers,
+        each with its parameters (`body.NAME`: a field of its body) taken from
+        fields of the answer."""
+
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or handler.__name__).strip().splitlines()[0]
             self.routes.append(
-                Route(method, path, handler, frozenset(kinds), body, status, summary, query, before)
+                Route(
+                    method,
+                    path,
+                    handler,
+                    frozenset(kinds),
+                    body,
+                    status,
+                    summary,
+                    query,
+                    before,
+                    response,
+                    problems or {},
+                    links or {},
+                    also,
+                )
             )
             return handler
 
@@ -60,24 +92,10 @@ class RouteTable:
 
 
 def _openapi_extra(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PARAM.findall(route.path)
-    ]
-    params += [{"name": name, "in": "query", "schema": {"type": "string"}} for name in route.query]
-    if route.method == "POST":
-        params.append(
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string"},
-            }
-        )
     extra: dict[str, Any] = {
-        "parameters": params,
+        "parameters": described.parameters(route, _PARAM.findall(route.path)),
         "security": [{"bearer": []}],
-        "responses": {str(route.status): {"description": "OK"}},
+        "responses": described.responses(route),
     }
     if route.body is not None:
         schema = route.body.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -117,5 +135,6 @@ def mount(app: FastAPI, pipeline: Pipeline, table: RouteTable, tag: str) -> dict
             include_in_schema=True,
             openapi_extra=_openapi_extra(route, schemas),
             name=route.handler.__name__,
+            operation_id=route.handler.__name__,  # what links name
         )
     return schemas

@@ -57,11 +57,49 @@ Reference = Annotated[Str, Field(min_length=1, max_length=128)]
 """A partner-side reference, unique per partner and field."""
 
 Text = Annotated[Str, Field(max_length=500)]
+
+# Identity numbers and firm codes are checked by the use cases (check character
+# included), which answer `invalid_id_number` / `invalid_uscc`, not a field error:
+# so the shape is only described to clients here, and validation stays 1-64 chars.
+IdNumber = Annotated[
+    Str,
+    Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={
+            "description": "18-character resident identity number (GB 11643), check "
+            "character included; a lowercase x is taken as X",
+            "pattern": r"^[0-9]{17}[0-9Xx]$",
+            "minLength": 18,
+            "maxLength": 18,
+        },
+    ),
+]
+Uscc = Annotated[
+    Str,
+    Field(
+        min_length=1,
+        max_length=64,
+        json_schema_extra={
+            "description": "18-character unified social credit code (GB 32100), check "
+            "character included; case is ignored",
+            "pattern": r"^[0-9A-HJ-NP-RTUW-Ya-hj-np-rtuw-y]{18}$",
+            "minLength": 18,
+            "maxLength": 18,
+        },
+    ),
+]
 ObjectId = Annotated[Str, Field(min_length=1, max_length=64)]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def example(body: dict[str, Any]) -> ConfigDict:
+    """A request model's config with an example body for /openapi.json (the API docs
+    show it; Schemathesis sends it first)."""
+    return ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [body]})
 
 
 class WithdrawConsentRequest(Request):

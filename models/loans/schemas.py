@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from models.core.schemas import AmountFen, Instant, Request, Str, Text
+from models.core.schemas import AmountFen, Instant, Request, Str, Text, Uscc, example
 
 Code = Annotated[Str, Field(min_length=1, max_length=64)]
 Months = Annotated[int, Field(strict=True, ge=1, le=600)]  # up to 50 years
@@ -16,6 +16,18 @@ Bps = Annotated[int, Field(strict=True, ge=0, le=100_000)]
 
 
 class ProductRequest(Request):
+    model_config = example(
+        {
+            "name": "Tech firm credit",
+            "min_score": 600,
+            "max_amount_fen": 100_000_000,
+            "max_term_months": 36,
+            "annual_rate_bps_min": 350,
+            "annual_rate_bps_max": 600,
+            "industries": None,
+        }
+    )
+
     name: Annotated[Str, Field(min_length=1, max_length=200)]
     min_score: Annotated[int, Field(strict=True, ge=0, le=1000)]
     max_amount_fen: AmountFen
@@ -33,7 +45,22 @@ class LoanConsent(Request):
 
 
 class ApplicationRequest(Request):
-    uscc: Annotated[Str, Field(min_length=1, max_length=64)]
+    model_config = example(
+        {
+            "uscc": "91350200MA3123456J",
+            "firm_name": "厦门示例科技有限公司",
+            "amount_fen": 50_000_000,
+            "term_months": 12,
+            "purpose": "working capital",
+            "consent": {
+                "granted_at": "2026-03-01T10:00:00+08:00",
+                "expires_at": "2036-03-01T10:00:00+08:00",
+                "banks": ["B1"],
+            },
+        }
+    )
+
+    uscc: Uscc
     firm_name: Annotated[Str, Field(min_length=1, max_length=200)]
     amount_fen: AmountFen
     term_months: Months

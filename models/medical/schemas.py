@@ -8,6 +8,7 @@ from pydantic import Field
 
 from models.core.schemas import (
     AmountFen,
+    IdNumber,
     Instant,
     MoneyFen,
     ObjectId,
@@ -15,14 +16,26 @@ from models.core.schemas import (
     Request,
     Str,
     Text,
+    example,
 )
 
 
 class EligibilityCheckRequest(Request):
-    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    model_config = example({"id_number": "11010519491231002X"})
+
+    id_number: IdNumber
 
 
 class OpenVisitRequest(Request):
+    model_config = example(
+        {
+            "credit_line_id": "cl_01kbm6ykc0vd5y0tq7wq2f3x9a",
+            "his_visit_id": "HIS-V-1001",
+            "kind": "outpatient",
+            "department": "cardiology",
+        }
+    )
+
     credit_line_id: ObjectId
     his_visit_id: Reference
     kind: Literal["outpatient", "inpatient"]
@@ -30,6 +43,10 @@ class OpenVisitRequest(Request):
 
 
 class HoldRequest(Request):
+    model_config = example(
+        {"amount_fen": 12000, "his_order_id": "HIS-O-1", "description": "blood test"}
+    )
+
     amount_fen: AmountFen
     his_order_id: Reference
     description: Text | None = None
@@ -50,6 +67,16 @@ class BillItem(Request):
 
 
 class CloseVisitRequest(Request):
+    model_config = example(
+        {
+            "his_bill_id": "HIS-B-1",
+            "total_fen": 15000,
+            "insurance_fen": 5000,
+            "self_pay_fen": 10000,
+            "items": [{"code": "LAB01", "name": "blood test", "amount_fen": 15000}],
+        }
+    )
+
     his_bill_id: Reference
     total_fen: MoneyFen
     insurance_fen: MoneyFen
@@ -77,7 +104,21 @@ class ConsentGrant(Request):
 
 
 class EnrollmentRequest(Request):
-    id_number: Annotated[Str, Field(min_length=1, max_length=64)]
+    model_config = example(
+        {
+            "id_number": "110101199003070011",
+            "name": "李四",
+            "phone": "13800001234",
+            "bank_code": "B1",
+            "consent": {
+                "purpose": "medical_credit",
+                "granted_at": "2026-03-01T10:00:00+08:00",
+                "text_version": "v1",
+            },
+        }
+    )
+
+    id_number: IdNumber
     name: Annotated[Str, Field(min_length=1, max_length=100)]
     phone: Annotated[Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
     bank_code: Annotated[Str, Field(min_length=1, max_length=64)]

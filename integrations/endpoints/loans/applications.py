@@ -41,7 +41,14 @@ def _viewer(call: Call) -> Viewer:
     return Viewer(call.caller.partner_id, call.caller.kind)
 
 
-@routes.add("PUT", "/v1/loan-products/{code}", kinds={BANK}, body=schemas.ProductRequest)
+@routes.add(
+    "PUT",
+    "/v1/loan-products/{code}",
+    kinds={BANK},
+    body=schemas.ProductRequest,
+    also=(201,),
+    response="LoanProduct",
+)
 def put_product(call: Call, session: Transaction) -> tuple[int, Any]:
     """Publish or change one of the bank's products (201 created, 200 replaced)."""
     b = call.body
@@ -63,7 +70,13 @@ def put_product(call: Call, session: Transaction) -> tuple[int, Any]:
     return (201 if created else 200), products.view(product, call.caller.code)
 
 
-@routes.add("GET", "/v1/loan-products", kinds={BANK, CHANNEL}, query=("limit", "cursor"))
+@routes.add(
+    "GET",
+    "/v1/loan-products",
+    kinds={BANK, CHANNEL},
+    query=("limit", "cursor"),
+    response="LoanProductPage",
+)
 def list_products(call: Call, session: Transaction) -> tuple[int, Any]:
     """Products: a bank its own, a channel every bank's."""
     page = products.listing(session, call.caller.partner_id, call.caller.kind, call.query)
@@ -76,6 +89,12 @@ def list_products(call: Call, session: Transaction) -> tuple[int, Any]:
     kinds={CHANNEL},
     body=schemas.ApplicationRequest,
     status=202,
+    response="LoanApplicationStarted",
+    problems={409: ("application_pending",), 422: ("invalid_uscc", "unknown_bank")},
+    links={
+        "get_application": {"application_id": "application_id"},
+        "withdraw_consent": {"consent_id": "consent_id"},
+    },
 )
 def submit_application(call: Call, session: Transaction) -> tuple[int, Any]:
     """A firm applies, under its consent; the profiling flow takes it from here."""
@@ -103,7 +122,12 @@ def submit_application(call: Call, session: Transaction) -> tuple[int, Any]:
     }
 
 
-@routes.add("GET", "/v1/loan-applications/{application_id}", kinds={CHANNEL, BANK})
+@routes.add(
+    "GET",
+    "/v1/loan-applications/{application_id}",
+    kinds={CHANNEL, BANK},
+    response="LoanApplication",
+)
 def get_application(call: Call, session: Transaction) -> tuple[int, Any]:
     """The application, as this partner may see it."""
     viewer = _viewer(call)
@@ -111,7 +135,23 @@ def get_application(call: Call, session: Transaction) -> tuple[int, Any]:
     return 200, applications.view(session, application, viewer, call.now)
 
 
-@routes.add("GET", "/v1/loan-applications", kinds={BANK}, query=("status", "limit", "cursor"))
+@routes.add(
+    "GET",
+    "/v1/loan-applications",
+    kinds={BANK},
+    query=(
+        {
+            "name": "status",
+            "in": "query",
+            "required": True,
+            "description": "only `open`: the applications awaiting this bank's answer",
+            "schema": {"type": "string", "enum": ["open"]},
+        },
+        "limit",
+        "cursor",
+    ),
+    response="LoanApplicationPage",
+)
 def list_applications(call: Call, session: Transaction) -> tuple[int, Any]:
     """Applications offered to this bank awaiting its answer (status=open)."""
     viewer = _viewer(call)
@@ -125,6 +165,12 @@ def list_applications(call: Call, session: Transaction) -> tuple[int, Any]:
     kinds={BANK},
     body=schemas.OfferRequest,
     status=201,
+    response="LoanOffer",
+    problems={409: ("already_answered", "application_not_open"), 422: ("unknown_product",)},
+    links={
+        "accept_offer": {"offer_id": "offer_id"},
+        "get_application": {"application_id": "application_id"},
+    },
 )
 def make_offer(call: Call, session: Transaction) -> tuple[int, Any]:
     """The bank offers a loan within one of its products."""
@@ -151,6 +197,8 @@ def make_offer(call: Call, session: Transaction) -> tuple[int, Any]:
     kinds={BANK},
     body=schemas.DeclineRequest,
     status=201,
+    response="LoanDecline",
+    problems={409: ("already_answered", "application_not_open")},
 )
 def decline(call: Call, session: Transaction) -> tuple[int, Any]:
     """The bank declines the application."""
@@ -164,7 +212,14 @@ def decline(call: Call, session: Transaction) -> tuple[int, Any]:
 
 
 @routes.add(
-    "POST", "/v1/offers/{offer_id}/accept", kinds={CHANNEL}, body=schemas.AcceptRequest, status=201
+    "POST",
+    "/v1/offers/{offer_id}/accept",
+    kinds={CHANNEL},
+    body=schemas.AcceptRequest,
+    status=201,
+    response="LoanAccepted",
+    problems={409: ("offer_expired", "application_not_open")},
+    links={"get_loan": {"loan_id": "loan_id"}},
 )
 def accept_offer(call: Call, session: Transaction) -> tuple[int, Any]:
     """The firm takes this offer: the others lapse, and it becomes a loan."""
@@ -174,7 +229,21 @@ def accept_offer(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, {"loan_id": loan.id, "status": loan.status}
 
 
-@routes.add("GET", "/v1/loan-statistics", kinds={OPERATOR, BANK}, query=("month",))
+@routes.add(
+    "GET",
+    "/v1/loan-statistics",
+    kinds={OPERATOR, BANK},
+    query=(
+        {
+            "name": "month",
+            "in": "query",
+            "required": True,
+            "description": "YYYY-MM, in the business zone",
+            "schema": {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"},
+        },
+    ),
+    response="LoanStatistics",
+)
 def loan_statistics(call: Call, session: Transaction) -> tuple[int, Any]:
     """Banks' answers in a month (a bank sees its own row)."""
     month = call.query.get("month")

@@ -21,6 +21,8 @@ BANK, OPERATOR = "bank", "operator"
     kinds={OPERATOR},
     body=schemas.DepositRequest,
     status=201,
+    response="FundDeposit",
+    problems={409: ("duplicate_reference",)},
 )
 def deposit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Add money to the fund (a reused reference replays, or is a duplicate_reference)."""
@@ -34,14 +36,21 @@ def deposit(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, fund_views.deposit_view(made)
 
 
-@routes.add("GET", "/v1/risk-compensation/fund", kinds={OPERATOR, BANK})
+@routes.add("GET", "/v1/risk-compensation/fund", kinds={OPERATOR, BANK}, response="Fund")
 def get_fund(call: Call, session: Transaction) -> tuple[int, Any]:
     """The fund's balance, deposits, claims and recoveries in total."""
     return 200, fund_views.fund_view(session, call.settings.risk_share_bps)
 
 
 @routes.add(
-    "POST", "/v1/risk-compensation/claims", kinds={BANK}, body=schemas.ClaimRequest, status=201
+    "POST",
+    "/v1/risk-compensation/claims",
+    kinds={BANK},
+    body=schemas.ClaimRequest,
+    status=201,
+    response="FundClaim",
+    problems={404: ("not_found",), 409: ("already_claimed", "loan_not_defaulted")},
+    links={"get_loan": {"loan_id": "loan_id"}},
 )
 def claim(call: Call, session: Transaction) -> tuple[int, Any]:
     """Claim on the fund for a defaulted loan of this bank."""
@@ -56,7 +65,11 @@ def claim(call: Call, session: Transaction) -> tuple[int, Any]:
 
 
 @routes.add(
-    "GET", "/v1/risk-compensation/claims", kinds={OPERATOR, BANK}, query=("limit", "cursor")
+    "GET",
+    "/v1/risk-compensation/claims",
+    kinds={OPERATOR, BANK},
+    query=("limit", "cursor"),
+    response="FundClaimPage",
 )
 def list_claims(call: Call, session: Transaction) -> tuple[int, Any]:
     """Claims, newest first: every claim for operators, its own for a bank."""

@@ -34,6 +34,12 @@ def _not_in_future(call: Call, field: str, instant: datetime) -> None:
     kinds={BANK},
     body=DisbursementRequest,
     status=201,
+    response="Loan",
+    problems={
+        409: ("duplicate_reference", "already_disbursed"),
+        422: ("amount_not_offered",),
+    },
+    links={"get_loan": {"loan_id": "loan_id"}, "repay_loan": {"loan_id": "loan_id"}},
 )
 def disburse(call: Call, session: Transaction) -> tuple[int, Any]:
     """The bank paid the loan out; its schedule is fixed."""
@@ -73,8 +79,14 @@ def _repayment(repayment: LoanRepayment) -> dict[str, Any]:
     kinds={BANK},
     body=LoanRepaymentRequest,
     status=201,
+    response="LoanRepayment",
+    problems={
+        409: ("duplicate_reference", "loan_not_disbursed", "loan_closed"),
+        422: ("overpayment",),
+    },
+    links={"get_loan": {"loan_id": "loan_id"}},
 )
-def repay(call: Call, session: Transaction) -> tuple[int, Any]:
+def repay_loan(call: Call, session: Transaction) -> tuple[int, Any]:
     """The firm repaid the bank; the answer is the allocation."""
     b = call.body
     _not_in_future(call, "paid_at", b.paid_at)
@@ -91,7 +103,7 @@ def repay(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, _repayment(repayment)
 
 
-@routes.add("GET", "/v1/loans/{loan_id}", kinds={BANK, CHANNEL})
+@routes.add("GET", "/v1/loans/{loan_id}", kinds={BANK, CHANNEL}, response="Loan")
 def get_loan(call: Call, session: Transaction) -> tuple[int, Any]:
     """The loan with its schedule."""
     loan = views.loan_visible_to(

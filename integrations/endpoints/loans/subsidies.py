@@ -12,7 +12,13 @@ from integrations.endpoints.routing import RouteTable
 routes = RouteTable()
 
 
-@routes.add("GET", "/v1/subsidies", kinds={"operator", "channel"}, query=("limit", "cursor"))
+@routes.add(
+    "GET",
+    "/v1/subsidies",
+    kinds={"operator", "channel"},
+    query=("limit", "cursor"),
+    response="SubsidyPage",
+)
 def list_subsidies(call: Call, session: Transaction) -> tuple[int, Any]:
     """Subsidies, newest first: every one for operators, its firms' for a channel."""
     page = subsidies.listed(session, call.caller.partner_id, call.caller.kind, call.query)

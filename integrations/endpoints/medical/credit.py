@@ -30,7 +30,16 @@ def _hold_policy(call: Call) -> holds.HoldPolicy:
 
 
 @routes.add(
-    "POST", "/v1/eligibility-checks", kinds={HOSPITAL}, body=schemas.EligibilityCheckRequest
+    "POST",
+    "/v1/eligibility-checks",
+    kinds={HOSPITAL},
+    body=schemas.EligibilityCheckRequest,
+    response="Eligibility",
+    problems={422: ("invalid_id_number",)},
+    links={
+        "get_credit_line": {"credit_line_id": "credit_line_id"},
+        "open_visit": {"body.credit_line_id": "credit_line_id"},
+    },
 )
 def check_eligibility(call: Call, session: Transaction) -> tuple[int, Any]:
     """May this person pay by credit now?"""
@@ -48,7 +57,9 @@ def check_eligibility(call: Call, session: Transaction) -> tuple[int, Any]:
     return 200, present.eligibility(result)
 
 
-@routes.add("GET", "/v1/credit-lines/{credit_line_id}", kinds={HOSPITAL, BANK})
+@routes.add(
+    "GET", "/v1/credit-lines/{credit_line_id}", kinds={HOSPITAL, BANK}, response="CreditLine"
+)
 def get_credit_line(call: Call, session: Transaction) -> tuple[int, Any]:
     """A credit line's balances and state."""
     line = lines.line_visible_to(
@@ -59,7 +70,22 @@ def get_credit_line(call: Call, session: Transaction) -> tuple[int, Any]:
     )
 
 
-@routes.add("POST", "/v1/visits", kinds={HOSPITAL}, body=schemas.OpenVisitRequest, status=201)
+@routes.add(
+    "POST",
+    "/v1/visits",
+    kinds={HOSPITAL},
+    body=schemas.OpenVisitRequest,
+    status=201,
+    response="Visit",
+    problems={404: ("not_found",), 409: ("line_not_active", "duplicate_reference")},
+    links={
+        "get_visit": {"visit_id": "visit_id"},
+        "place_hold": {"visit_id": "visit_id"},
+        "close_visit": {"visit_id": "visit_id"},
+        "refund_visit": {"visit_id": "visit_id"},
+        "get_credit_line": {"credit_line_id": "credit_line_id"},
+    },
+)
 def open_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Open a visit on a credit line."""
     b = call.body
@@ -75,14 +101,24 @@ def open_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, present.visit(session, visit, call.now)
 
 
-@routes.add("GET", "/v1/visits/{visit_id}", kinds={HOSPITAL})
+@routes.add("GET", "/v1/visits/{visit_id}", kinds={HOSPITAL}, response="Visit")
 def get_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """A visit with its holds, bill and refunds."""
     visit = visits.get_visit(session, call.caller.partner_id, call.params["visit_id"])
     return 200, present.visit(session, visit, call.now)
 
 
-@routes.add("GET", "/v1/visits", kinds={HOSPITAL}, query=("his_visit_id", "limit", "cursor"))
+@routes.add(
+    "GET",
+    "/v1/visits",
+    kinds={HOSPITAL},
+    query=(
+        {"name": "his_visit_id", "in": "query", "schema": {"type": "string"}},
+        "limit",
+        "cursor",
+    ),
+    response="VisitPage",
+)
 def list_visits(call: Call, session: Transaction) -> tuple[int, Any]:
     """The hospital's visits, newest first (filter by his_visit_id)."""
     page = listings.visits(session, call.caller.partner_id, call.query)
@@ -95,6 +131,17 @@ def list_visits(call: Call, session: Transaction) -> tuple[int, Any]:
     kinds={HOSPITAL},
     body=schemas.HoldRequest,
     status=201,
+    response="Authorization",
+    problems={
+        402: ("insufficient_credit",),
+        409: ("visit_not_open", "line_not_active", "duplicate_reference"),
+    },
+    links={
+        "get_authorization": {"authorization_id": "authorization_id"},
+        "increment_hold": {"authorization_id": "authorization_id"},
+        "void_hold": {"authorization_id": "authorization_id"},
+        "get_visit": {"visit_id": "visit_id"},
+    },
 )
 def place_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Hold an amount on the line for a charge."""
@@ -112,7 +159,9 @@ def place_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, present.authorization(auth, call.now)
 
 
-@routes.add("GET", "/v1/authorizations/{authorization_id}", kinds={HOSPITAL})
+@routes.add(
+    "GET", "/v1/authorizations/{authorization_id}", kinds={HOSPITAL}, response="Authorization"
+)
 def get_authorization(call: Call, session: Transaction) -> tuple[int, Any]:
     """One hold."""
     auth = holds.get_authorization(session, call.caller.partner_id, call.params["authorization_id"])
@@ -124,6 +173,11 @@ def get_authorization(call: Call, session: Transaction) -> tuple[int, Any]:
     "/v1/authorizations/{authorization_id}/increments",
     kinds={HOSPITAL},
     body=schemas.IncrementRequest,
+    response="Authorization",
+    problems={
+        402: ("insufficient_credit",),
+        409: ("authorization_not_held", "line_not_active"),
+    },
 )
 def increment_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Raise a hold."""
@@ -138,7 +192,12 @@ def increment_hold(call: Call, session: Transaction) -> tuple[int, Any]:
 
 
 @routes.add(
-    "POST", "/v1/authorizations/{authorization_id}/void", kinds={HOSPITAL}, body=schemas.VoidRequest
+    "POST",
+    "/v1/authorizations/{authorization_id}/void",
+    kinds={HOSPITAL},
+    body=schemas.VoidRequest,
+    response="Authorization",
+    problems={409: ("authorization_not_held",)},
 )
 def void_hold(call: Call, session: Transaction) -> tuple[int, Any]:
     """Release a hold."""
@@ -169,7 +228,19 @@ def _bill(body: schemas.CloseVisitRequest) -> visits.Bill:
     )
 
 
-@routes.add("POST", "/v1/visits/{visit_id}/close", kinds={HOSPITAL}, body=schemas.CloseVisitRequest)
+@routes.add(
+    "POST",
+    "/v1/visits/{visit_id}/close",
+    kinds={HOSPITAL},
+    body=schemas.CloseVisitRequest,
+    response="Visit",
+    problems={
+        402: ("insufficient_credit",),
+        409: ("visit_not_open", "line_not_active", "duplicate_reference"),
+        422: ("bill_does_not_add_up",),
+    },
+    links={"refund_visit": {"visit_id": "visit_id"}, "get_visit": {"visit_id": "visit_id"}},
+)
 def close_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Final bill: capture the patient's share and release the rest."""
     visit, _ = visits.close_visit(
@@ -190,6 +261,12 @@ def close_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     kinds={HOSPITAL},
     body=schemas.RefundRequest,
     status=201,
+    response="Refund",
+    problems={
+        409: ("visit_not_closed", "duplicate_reference"),
+        422: ("refund_exceeds_captured",),
+    },
+    links={"get_refund": {"refund_id": "refund_id"}},
 )
 def refund_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     """Refund part of a closed visit."""
@@ -206,7 +283,7 @@ def refund_visit(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, present.refund(refund)
 
 
-@routes.add("GET", "/v1/refunds/{refund_id}", kinds={HOSPITAL})
+@routes.add("GET", "/v1/refunds/{refund_id}", kinds={HOSPITAL}, response="Refund")
 def get_refund(call: Call, session: Transaction) -> tuple[int, Any]:
     """One refund."""
     return 200, present.refund(
@@ -214,7 +291,19 @@ def get_refund(call: Call, session: Transaction) -> tuple[int, Any]:
     )
 
 
-@routes.add("POST", "/v1/repayments", kinds={BANK}, body=schemas.RepaymentRequest, status=201)
+@routes.add(
+    "POST",
+    "/v1/repayments",
+    kinds={BANK},
+    body=schemas.RepaymentRequest,
+    status=201,
+    response="Repayment",
+    problems={404: ("not_found",), 409: ("duplicate_reference",), 422: ("overpayment",)},
+    links={
+        "get_repayment": {"repayment_id": "repayment_id"},
+        "get_credit_line": {"credit_line_id": "credit_line_id"},
+    },
+)
 def repay(call: Call, session: Transaction) -> tuple[int, Any]:
     """The patient repaid the bank."""
     b = call.body
@@ -237,7 +326,7 @@ def repay(call: Call, session: Transaction) -> tuple[int, Any]:
     return 201, present.repayment(repayment)
 
 
-@routes.add("GET", "/v1/repayments/{repayment_id}", kinds={BANK})
+@routes.add("GET", "/v1/repayments/{repayment_id}", kinds={BANK}, response="Repayment")
 def get_repayment(call: Call, session: Transaction) -> tuple[int, Any]:
     """One repayment."""
     return 200, present.repayment(
@@ -245,7 +334,7 @@ def get_repayment(call: Call, session: Transaction) -> tuple[int, Any]:
     )
 
 
-@routes.add("GET", "/v1/ledger/trial-balance", kinds={OPERATOR})
+@routes.add("GET", "/v1/ledger/trial-balance", kinds={OPERATOR}, response="TrialBalance")
 def trial_balance(call: Call, session: Transaction) -> tuple[int, Any]:
     """Balances of every ledger account; they total 0."""
     accounts = ledger.trial_balance(session, holds.expiry_legs(session, call.now))

@@ -17,7 +17,19 @@ routes = RouteTable()
 STARTERS = {"hospital", "channel"}
 
 
-@routes.add("POST", "/v1/enrollments", kinds=STARTERS, body=schemas.EnrollmentRequest, status=202)
+@routes.add(
+    "POST",
+    "/v1/enrollments",
+    kinds=STARTERS,
+    body=schemas.EnrollmentRequest,
+    status=202,
+    response="EnrollmentStarted",
+    problems={409: ("already_enrolled",), 422: ("invalid_id_number", "unknown_bank")},
+    links={
+        "get_enrollment": {"enrollment_id": "enrollment_id"},
+        "withdraw_consent": {"consent_id": "consent_id"},
+    },
+)
 def start_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     """Start an enrolment; the enrolment flow decides it."""
     b = call.body
@@ -44,7 +56,7 @@ def start_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     }
 
 
-@routes.add("GET", "/v1/enrollments/{enrollment_id}", kinds=STARTERS)
+@routes.add("GET", "/v1/enrollments/{enrollment_id}", kinds=STARTERS, response="Enrollment")
 def get_enrollment(call: Call, session: Transaction) -> tuple[int, Any]:
     """An enrolment's state and, once approved, its credit line."""
     found = enrollment.get(session, call.caller.partner_id, call.params["enrollment_id"])

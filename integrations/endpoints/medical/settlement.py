@@ -35,6 +35,7 @@ def schedule_settlement(call: Call, ctx: HubContext) -> str | None:
     body=schemas.CloseWindowRequest,
     status=202,
     before=schedule_settlement,
+    response="WindowClosed",
 )
 def close_window(call: Call, session: Transaction) -> tuple[int, Any]:
     """Close the open window now and settle it."""
@@ -42,7 +43,13 @@ def close_window(call: Call, session: Transaction) -> tuple[int, Any]:
     return 202, {"window_id": closed, "flow_run_id": call.prepared}
 
 
-@routes.add("GET", "/v1/settlements", kinds=PARTIES, query=("limit", "cursor"))
+@routes.add(
+    "GET",
+    "/v1/settlements",
+    kinds=PARTIES,
+    query=("limit", "cursor"),
+    response="SettlementPage",
+)
 def list_settlements(call: Call, session: Transaction) -> tuple[int, Any]:
     """Settlement batches this partner is party to, newest first."""
     page = listings.settlement_batches(
@@ -52,7 +59,7 @@ def list_settlements(call: Call, session: Transaction) -> tuple[int, Any]:
     return 200, page.as_contract(lambda batch: settlement.batch_view(session, batch, mine))
 
 
-@routes.add("GET", "/v1/settlements/{settlement_id}", kinds=PARTIES)
+@routes.add("GET", "/v1/settlements/{settlement_id}", kinds=PARTIES, response="Settlement")
 def get_settlement(call: Call, session: Transaction) -> tuple[int, Any]:
     """One settlement batch (a hospital sees only its own lines)."""
     kind = call.caller.kind
@@ -64,7 +71,19 @@ def get_settlement(call: Call, session: Transaction) -> tuple[int, Any]:
 
 
 @routes.add(
-    "GET", "/v1/reconciliation/mismatches", kinds={"operator"}, query=("status", "limit", "cursor")
+    "GET",
+    "/v1/reconciliation/mismatches",
+    kinds={"operator"},
+    query=(
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"type": "string", "enum": list(MismatchStatus), "default": "open"},
+        },
+        "limit",
+        "cursor",
+    ),
+    response="MismatchPage",
 )
 def list_mismatches(call: Call, session: Transaction) -> tuple[int, Any]:
     """Mismatches found by reconciliation (open ones unless ?status=resolved)."""
