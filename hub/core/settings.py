@@ -21,6 +21,12 @@ class CoreSettings(BaseModel):
     secret_key: str = ""  # empty: a key file under `home`, created on first run
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Slow clients (credithub/http_protocol.py): a request's head must arrive within
+    # the header timeout, head and body within the request timeout; each API process
+    # keeps at most this many connections open.
+    api_header_timeout_seconds: float = Field(default=5.0, gt=0)
+    api_request_timeout_seconds: float = Field(default=30.0, gt=0)
+    api_max_connections: int = Field(default=2000, ge=1)
     business_timezone: str = "Asia/Shanghai"
 
     # Partners
