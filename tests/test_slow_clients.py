@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
-from credithub.http_protocol import GuardedH11Protocol, release_memory
+from credithub import http_protocol
+from credithub.http_protocol import GuardedH11Protocol
 from credithub.threaded_server import serve
 
 HEAD = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -173,5 +175,21 @@ def test_normal_clients_are_answered_through_a_crowd_of_silent_connections() -> 
                 assert answer.status_code == 200 and answer.text == "ok"
 
 
-def test_release_memory_is_harmless() -> None:
-    release_memory()
+class Crowded(Quick):
+    max_connections = 20
+    crowd = 10
+
+
+def test_memory_is_released_once_a_crowd_has_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[float] = []
+    monkeypatch.setattr(http_protocol, "release_memory", lambda: released.append(time.monotonic()))
+    with serve(app, http=Crowded) as url, ExitStack() as stack:
+        address = (urlsplit(url).hostname or "", urlsplit(url).port or 0)
+        crowd = [stack.enter_context(connect(address)) for _ in range(12)]
+        time.sleep(0.2)
+        for sock in crowd:
+            sock.close()
+        gone = time.monotonic()
+        time.sleep(1.5)
+        assert len(released) == 1 and 0.9 < released[0] - gone < 1.4
+    http_protocol.release_memory()  # and the real one runs anywhere
