@@ -6,9 +6,10 @@ connections at it for --seconds (30): each sends the start of a request head
 and one more header line every --interval (2 s), never finishing, and, like the
 classic tool, reopens on its next round whatever the server has closed.
 
-A normal client measures `GET /v1/health` (--requests, 200, one after another;
-each on a new connection, then all on one kept-alive connection) with no one
-else about, and again during the attack. The server's memory (VmRSS) is read at
+A normal client measures `GET /v1/health` with no one else about, and again
+during the attack: --requests (200) on new connections and as many on one
+kept-alive connection, a pair every --spacing (0.1 s), so that they sample 20 s
+of the attack, which comes in waves, rather than an instant. The server's memory (VmRSS) is read at
 the start (after a warm-up), at its peak, and --settle (10) seconds after the
 attack ends; its open files too. The attack is made --rounds (2) times, one
 after the other. Results go to .credithub/bench/slowloris.json.
@@ -114,34 +115,47 @@ class Latency:
     failed: int
 
 
-def latencies(port: int, requests: int, kept_alive: bool) -> Latency:
-    """`requests` GET /v1/health one after another; failed: an error or not 200."""
-    times, failed = [], 0
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+MODES = ("new connection", "kept alive")
+
+
+def latencies(port: int, requests: int, spacing: float) -> dict[str, dict[str, float]]:
+    """`requests` GET /v1/health in each mode, a pair every `spacing` seconds, so that
+    they sample the whole period (an attack comes in waves); failed: an error or not
+    200. By mode, asdict(Latency)."""
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    failed = dict.fromkeys(MODES, 0)
+    kept = http.client.HTTPConnection(HOST, port, timeout=10)
+    due = time.monotonic()
     for _ in range(requests):
-        if not kept_alive:
-            conn = http.client.HTTPConnection(HOST, port, timeout=10)
-        start = time.perf_counter()
-        try:
-            conn.request("GET", "/v1/health")
-            answer = conn.getresponse()
-            answer.read()
-            failed += answer.status != 200
-        except (OSError, http.client.HTTPException):
-            failed += 1
-            conn.close()
-            conn = http.client.HTTPConnection(HOST, port, timeout=10)
-        times.append((time.perf_counter() - start) * 1000)
-        if not kept_alive:
-            conn.close()
-    conn.close()
-    ordered = sorted(times)
-    return Latency(
-        p50_ms=round(statistics.median(ordered), 2),
-        p99_ms=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
-        max_ms=round(ordered[-1], 2),
-        failed=failed,
-    )
+        for mode in MODES:
+            conn = (
+                kept if mode == "kept alive" else http.client.HTTPConnection(HOST, port, timeout=10)
+            )
+            start = time.perf_counter()
+            try:
+                conn.request("GET", "/v1/health")
+                answer = conn.getresponse()
+                answer.read()
+                failed[mode] += answer.status != 200
+            except (OSError, http.client.HTTPException):
+                failed[mode] += 1
+                conn.close()  # http.client reconnects on the next request
+            times[mode].append((time.perf_counter() - start) * 1000)
+            if conn is not kept:
+                conn.close()
+        due += spacing
+        time.sleep(max(0.0, due - time.monotonic()))
+    kept.close()
+    result = {}
+    for mode, samples in times.items():
+        ordered = sorted(samples)
+        result[mode] = asdict(Latency(
+            p50_ms=round(statistics.median(ordered), 2),
+            p99_ms=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+            max_ms=round(ordered[-1], 2),
+            failed=failed[mode],
+        ))  # fmt: skip
+    return result
 
 
 def rss_mib(pid: int) -> float:
@@ -204,9 +218,8 @@ def one_attack(args: argparse.Namespace, port: int, pid: int) -> dict[str, Any]:
     )
     started, cpu = time.monotonic(), cpu_seconds(pid)
     attacker.start()
-    time.sleep(min(8.0, args.seconds / 3))  # the attack at full strength
-    under_attack = {mode: asdict(latencies(port, args.requests, mode == "kept alive"))
-                    for mode in ("new connection", "kept alive")}  # fmt: skip
+    time.sleep(min(6.0, args.seconds / 5))  # the attack at full strength
+    under_attack = latencies(port, args.requests, args.spacing)
     time.sleep(max(0.0, started + args.seconds - time.monotonic()))
     stop.set()
     server_cpu = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
@@ -228,9 +241,8 @@ def one_attack(args: argparse.Namespace, port: int, pid: int) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace, port: int, pid: int) -> dict[str, Any]:
-    latencies(port, 50, kept_alive=False)  # warm-up: the first requests import and connect
-    quiet = {mode: asdict(latencies(port, args.requests, mode == "kept alive"))
-             for mode in ("new connection", "kept alive")}  # fmt: skip
+    latencies(port, 50, 0)  # warm-up: the first requests import and connect
+    quiet = latencies(port, args.requests, args.spacing)
     time.sleep(2)
     return {
         "load_average_at_start": round(os.getloadavg()[0], 2),
@@ -299,6 +311,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--spacing", type=float, default=0.1, help="seconds between requests")
     parser.add_argument("--settle", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="attacks, one after another")
     args = parser.parse_args()
