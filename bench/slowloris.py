@@ -101,7 +101,11 @@ async def attack(port: int, connections: int, interval: float, stop: Event) -> d
 
 def run_attack(port: int, connections: int, interval: float, stop: Event,
                report: multiprocessing.Queue[dict[str, int]]) -> None:  # fmt: skip
-    report.put(asyncio.run(attack(port, connections, interval, stop)))
+    started, cpu = time.monotonic(), time.process_time()
+    stats = asyncio.run(attack(port, connections, interval, stop))
+    # its share of a core: on a small machine it competes with the server it attacks
+    stats["cpu_percent"] = round(100 * (time.process_time() - cpu) / (time.monotonic() - started))
+    report.put(stats)
 
 
 # --- the normal client and the server's figures -------------------------------------
@@ -284,8 +288,8 @@ def report(result: dict[str, Any]) -> bool:
         a = attack["attacker"]
         print(f"attacker {n}: {a['opened']} connections opened, at most {a['most_open']} open"
               f" at once; {a['closed']} closed by the server, {a['answered_503']} answered 503,"
-              f" {a['failed_to_connect']} failed to connect; the server busy"
-              f" {attack['server_cpu_share']:.0%} of a core")  # fmt: skip
+              f" {a['failed_to_connect']} failed to connect; busy {a['cpu_percent']}% of a core,"
+              f" the server {attack['server_cpu_share']:.0%}")  # fmt: skip
     targets = []
     for mode, quiet in result["latency_quiet"].items():
         worst = max((attack["latency"][mode] for attack in attacks), key=lambda x: x["p99_ms"])

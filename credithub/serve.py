@@ -26,8 +26,9 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
         port=port,
         workers=workers,
         http=GuardedH11Protocol,  # header and request timeouts, a connection cap
-        # asyncio accepts up to `backlog` connections at a time before serving anyone
-        # else: uvicorn's 2,048 let a crowd stall the loop for half a second (nginx: 511).
+        # asyncio accepts up to `backlog` connections in one go before serving anyone
+        # else, each a file and a protocol until the cap closes one: uvicorn's 2,048
+        # let a crowd overshoot the cap by as many (bench/slowloris.py; nginx: 511).
         backlog=512,
         log_level="warning",
         access_log=False,
