@@ -61,6 +61,8 @@ _crowded = False  # this process has had a crowd since it last released memory
 
 
 class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the header and request deadlines and the cap."""
+
     # None: from the settings. Tests set small values on a subclass.
     header_timeout: ClassVar[float | None] = None
     request_timeout: ClassVar[float | None] = None
