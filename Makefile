@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/enrollments.py
 	$(BIN)/python bench/settlement.py
 	$(BIN)/python bench/loans.py
+	$(BIN)/python bench/slowloris.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ import logging
 import uvicorn
 from rich.console import Console
 
+from credithub.http_protocol import GuardedH11Protocol, raise_fd_limit
 from hub.settings import get_settings
 
 console = Console(stderr=True)
@@ -17,12 +18,18 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
     host, port = host or settings.api_host, port or settings.api_port
     console.print(f"API      http://{host}:{port}/v1   docs http://{host}:{port}/docs")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    raise_fd_limit(settings.api_max_connections)  # per process: each worker inherits it
     uvicorn.run(
         "integrations.endpoints.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        http=GuardedH11Protocol,  # header and request timeouts, a connection cap
+        # asyncio accepts up to `backlog` connections in one go before serving anyone
+        # else, each a file and a protocol until the cap closes one: uvicorn's 2,048
+        # let a crowd overshoot the cap by as many (bench/slowloris.py; nginx: 511).
+        backlog=512,
         log_level="warning",
         access_log=False,
     )

@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from credithub.http_protocol import GuardedH11Protocol
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -20,13 +22,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve `app` until the block ends; yields its base URL."""
+def serve(
+    app: Any, http: type[GuardedH11Protocol] = GuardedH11Protocol, keep_alive: int = 5
+) -> Iterator[str]:
+    """Serve `app` until the block ends; yields its base URL. `http`: the protocol,
+    the API's unless a test passes a subclass with small limits; `keep_alive`:
+    uvicorn's keep-alive timeout in seconds."""
     port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
+        http=http,
+        timeout_keep_alive=keep_alive,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=1,

@@ -24,6 +24,12 @@ class CoreSettings(BaseModel):
     # Where `credithub up` has the Prefect server listen; beyond loopback it requires
     # PREFECT_SERVER_API_AUTH_STRING (credithub/prefect_access.py).
     prefect_host: str = "127.0.0.1"
+    # Slow clients (credithub/http_protocol.py): a request's head must arrive within
+    # the header timeout, head and body within the request timeout; each API process
+    # keeps at most this many connections open.
+    api_header_timeout_seconds: float = Field(default=5.0, gt=0)
+    api_request_timeout_seconds: float = Field(default=30.0, gt=0)
+    api_max_connections: int = Field(default=2000, ge=1)
     business_timezone: str = "Asia/Shanghai"
 
     # Partners
