@@ -169,7 +169,7 @@ def test_the_flow_leaves_loans_by_status_and_the_overdue_ratio(
     assert books_agree(world.settings)
 
 
-DELINQUENCY_COMMITS = 23  # of a clean run of each day below (tests/crash_child.py)
+DELINQUENCY_COMMITS = 3  # of a clean run of each day below (tests/crash_child.py)
 DAYS = [(3, 1), (3, 16), (5, 29)]  # the early loans overdue, the late ones, the early defaulted
 
 
