@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/settlement.py
 	$(BIN)/python bench/loans.py
 	$(BIN)/python bench/slowloris.py
+	$(BIN)/python bench/fairness.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

@@ -53,7 +53,7 @@ from hub.settings import Settings
 LUA = ROOT / "bench" / "fairness.lua"
 DATABASE = "credithub_bench_fairness"
 BYSTANDER = (4, 200)  # connections, ms between requests on each: about 20 a second
-FLOOD = (150, 500)  # about 300 a second
+FLOOD = (600, 2000)  # about 300 a second, kept up while answers take up to 2 s
 PHASES = ("quiet", "partner flood", "random-key flood")
 GUARDS_OFF = {"CREDITHUB_PARTNER_CONCURRENCY": "0", "CREDITHUB_UNKNOWN_KEY_LOOKUPS_PER_SECOND": "0"}
 
