@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import functools
 import itertools
-import json
 import os
 import random
 import re
@@ -69,6 +68,7 @@ from hub.settings import Settings
 from models.core.tables import Event, Partner
 from models.loans.tables import LoanRepayment
 from models.medical.tables import Authorization, CreditLine, Enrollment, SettlementLine
+from simulators.webhook_receiver import WebhookReceiver
 
 FAULTS = {"error_rate": 0.1, "timeout_rate": 0.03, "timeout_sleep_s": 3.0, "garbage_rate": 0.02}
 LINES, LOANS, LINE_LIMIT_FEN = 40, 20, 200_000
@@ -587,18 +587,7 @@ def soak(minutes: float, seed: int, database: str) -> bool:
 
 
 def run_soak(minutes: float, seed: int, url: str) -> bool:
-    received: list[str] = []
-
-    async def receiver(scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        received.append(json.loads(body)["event_id"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    receiver = WebhookReceiver()
 
     with serve(receiver) as hook_url, running_hub(url, hook_url) as hub:
         world = seed_world(hub.settings, hub.keys)
@@ -660,7 +649,7 @@ def run_soak(minutes: float, seed: int, url: str) -> bool:
             lambda: scalar(s, select(func.count()).where(Event.delivered_at.is_(None))) == 0,
             PATIENCE_S,
         )
-        found = checks(hub, partners, received)
+        found = checks(hub, partners, [d.event_id for d in receiver.received])
         report(minutes, partners, faults, hub.kills, found)
     return all(ok for _, ok, _ in found)
 

@@ -27,6 +27,7 @@ from hub.settings import Settings
 from models.core.tables import Event, Partner
 from models.medical.tables import CreditLine, Enrollment
 from simulators import bank, credit_bureau
+from simulators.webhook_receiver import WebhookReceiver
 from tests.books import books_agree
 from tests.conftest import World, make_world
 from tests.crashing import kill_points, run_flow_process
@@ -260,20 +261,7 @@ def test_requests_are_refused_as_the_contract_says(stage: Stage) -> None:
 
 
 def test_the_outcome_reaches_the_partner_signed(stage: Stage, prefect_harness: None) -> None:
-    received: list[tuple[bytes, str]] = []
-
-    async def receiver(scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = dict(scope["headers"])
-        received.append((body, headers[b"credithub-signature"].decode()))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
+    receiver = WebhookReceiver()
     settings = stage.world.settings
     with serve(receiver) as hook_url:
         with unit_of_work(get_engine(settings)) as session:
@@ -283,7 +271,7 @@ def test_the_outcome_reaches_the_partner_signed(stage: Stage, prefect_harness: N
         enroll_pending()
         assert deliver_events() == {"delivered": 1}
         assert deliver_events() == {}  # delivered once
-    body, signature = received[0]
+    body, signature = receiver.received[0].body, receiver.received[0].signature
     event = json.loads(body)
     assert event["type"] == "enrollment.approved"
     assert event["data"]["enrollment_id"] == started["enrollment_id"]
@@ -368,18 +356,7 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
     """The enrolment flow's, then the webhook flow's, own process is killed (SIGKILL)
     at a seeded point, then rerun: each resident gets one line at the bank and the
     hospital hears of each outcome."""
-    received: list[str] = []
-
-    async def receiver(scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        received.append(json.loads(body)["event_id"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    receiver = WebhookReceiver()
 
     settings, clock_file = stage.world.settings, tmp_path / "clock"
     partners = [str(stage.bureau.base_url), str(stage.bank.base_url)]
@@ -417,4 +394,5 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
         undelivered = session.scalar(select(func.count()).where(Event.delivered_at.is_(None)))
         events_sent = set(session.scalars(select(Event.event_id)))
     assert lines == len(ids) + 1  # plus the world's own line
-    assert undelivered == 0 and set(received) == events_sent  # each outcome told (at least once)
+    told = {delivery.event_id for delivery in receiver.received}
+    assert undelivered == 0 and told == events_sent  # each outcome told (at least once)

@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -21,35 +20,22 @@ from hub.context import HubContext
 from hub.core import clock, events, webhook_delivery
 from hub.core.db import unit_of_work
 from integrations.webhooks import WebhookSender
+from simulators.webhook_receiver import Delivery, WebhookReceiver
 from tests import test_cli
 from tests.live import serve
 
 hub = test_cli.hub  # the command line's fixture: a home, a database, the `credithub` command
 
-Received = list[tuple[bytes, str]]  # raw body, CreditHub-Signature header
-
 
 @contextmanager
-def receiver() -> Iterator[tuple[str, Received]]:
+def receiver() -> Iterator[tuple[str, list[Delivery]]]:
     """A partner's webhook endpoint on a free port: keeps what arrives, answers 200."""
-    received: Received = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        received.append((body, dict(scope["headers"])[b"credithub-signature"].decode()))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    with serve(app) as url:
-        yield url, received
+    endpoint = WebhookReceiver()
+    with serve(endpoint) as url:
+        yield url, endpoint.received
 
 
-def deliver_one(ctx: HubContext, partner_id: str, received: Received) -> tuple[bytes, str]:
+def deliver_one(ctx: HubContext, partner_id: str, received: list[Delivery]) -> Delivery:
     """Queue one event for the partner and deliver what is due, for real over HTTP."""
     with unit_of_work(ctx.engine) as session:
         events.emit(
@@ -65,9 +51,9 @@ def deliver_one(ctx: HubContext, partner_id: str, received: Received) -> tuple[b
     return received[-1]
 
 
-def verifies(secret: str, delivered: tuple[bytes, str]) -> bool:
-    body, signature = delivered
-    return events.verify(secret, signature, body, int(clock.now().timestamp()))
+def verifies(secret: str, delivered: Delivery) -> bool:
+    now = int(clock.now().timestamp())
+    return events.verify(secret, delivered.signature, delivered.body, now)
 
 
 def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
@@ -80,7 +66,7 @@ def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
 
         # before any rotation: one signature, by the only secret
         before = deliver_one(ctx, partner["partner_id"], received)
-        assert before[1].count("v1=") == 1 and verifies(first, before)
+        assert before.signature.count("v1=") == 1 and verifies(first, before)
 
         r = hub.run("partners", "rotate-webhook-secret", "XMH1")
         rotated_at = datetime.now(UTC)
@@ -96,7 +82,7 @@ def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
 
         # during the overlap: two signatures, the new one first; either secret verifies
         during = deliver_one(ctx, partner["partner_id"], received)
-        assert during[1].count("v1=") == 2
+        assert during.signature.count("v1=") == 2
         assert verifies(second, during) and verifies(first, during)
         assert not verifies("whsec_other", during)
 
@@ -105,13 +91,13 @@ def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
         assert r.returncode == 0, r.stderr
         third = json.loads(r.stdout)["webhook_secret"]
         again = deliver_one(ctx, partner["partner_id"], received)
-        assert again[1].count("v1=") == 2
+        assert again.signature.count("v1=") == 2
         assert verifies(third, again) and verifies(second, again) and not verifies(first, again)
 
         # after the overlap (the hub's clock moved on): the new secret alone
         clock.set_now(rotated_at + timedelta(hours=2, minutes=5))
         after = deliver_one(ctx, partner["partner_id"], received)
-        assert after[1].count("v1=") == 1
+        assert after.signature.count("v1=") == 1
         assert verifies(third, after) and not verifies(second, after)
 
 
