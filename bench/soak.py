@@ -55,7 +55,7 @@ from sqlalchemy import create_engine, func, select, text
 from support import ADMIN_URL, free_port, fresh_database, say  # bench/support.py
 
 from credithub import demo, supervisor
-from credithub.demo_world import STAND_IN_KEY, as_environment
+from credithub.demo_world import STAND_IN_KEY, as_environment, overrides
 from credithub.threaded_server import serve
 from hub import books
 from hub.core import clock, migrate
@@ -107,25 +107,16 @@ class Hub:
 
 
 def soak_settings(home: Path, database_url: str, ports: dict[str, int]) -> dict[str, Any]:
-    url = "http://127.0.0.1:{}".format
-    banks = [code for kind, code, _ in demo.demo_partners() if kind == "bank"]
-    hospitals = [code for kind, code, _ in demo.demo_partners() if kind == "hospital"]
+    """The demo's world (its partners, the stand-ins' addresses), polled more often,
+    with the partners' limits as in production."""
+    window = Settings.model_fields["repayment_window_days"].default
     return {
-        "home": home,
-        "database_url": database_url,
+        **overrides(home, database_url, window, ports),
         "secret_key": "credithub-soak-secret",
-        "api_port": ports["api"],
-        "bureau_url": url(ports["bureau"]),
-        "bureau_api_key": STAND_IN_KEY,
-        "bank_systems": {c: {"url": url(ports[c]), "api_key": STAND_IN_KEY} for c in banks},
-        "hospital_systems": {
-            c: {"url": url(ports["his"]), "api_key": supervisor.HIS_KEY} for c in hospitals
-        },
         "enrollment_interval_seconds": 5,
         "webhook_interval_seconds": 5,
         "enrollment_retry_seconds": 5,
-        "rate_limit_per_second": 0.0,
-        "demo_rate": 0.0,  # the hospitals' stand-in sends no traffic of its own
+        "rate_limit_per_second": Settings.model_fields["rate_limit_per_second"].default,
     }
 
 

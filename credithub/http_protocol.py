@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import json
 import resource
 import weakref
 from typing import Any, ClassVar
@@ -47,9 +48,20 @@ from hub.settings import get_settings
 
 __all__ = ["GuardedH11Protocol", "raise_fd_limit", "release_memory"]
 
+# Like every error of the hub, a problem+json (CONTRACT.md §1), with Retry-After.
+_PROBLEM = json.dumps(
+    {
+        "type": "https://credithub.dev/problems/too_many_connections",
+        "title": "Too many connections",
+        "status": 503,
+        "code": "too_many_connections",
+        "detail": "every connection of this server is busy; retry in a second",
+    }
+).encode()
 REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 21\r\n\r\ntoo many connections\n"
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(_PROBLEM), _PROBLEM)
 )
 
 # Per server (its shared state): the connections waiting for a request head,
