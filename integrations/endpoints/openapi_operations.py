@@ -97,6 +97,12 @@ QUERY: dict[str, dict[str, Any]] = {
     },
 }
 
+_RETRY_AFTER = {
+    "description": "seconds to wait before retrying",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
 _COMMON_TITLES = {
     400: "Idempotency-Key missing or not 1-255 printable ASCII characters",
     401: "No valid API key",
@@ -107,8 +113,9 @@ _COMMON_TITLES = {
     413: "The body is over 1 MiB",
     415: "The body is not JSON",
     422: "Invalid input",
-    429: "Over the partner's rate limit",
+    429: "Over the partner's rate or concurrency limit, or its address's lookups of unknown keys",
     500: "The hub failed; retry",
+    503: "Every connection of the API process is busy (answered by the server, not the app)",
 }
 
 
@@ -133,6 +140,7 @@ def problems_of(route: Route) -> dict[int, list[str]]:
         known = found.setdefault(status, [])
         known.extend(code for code in codes if code not in known)
     found[500] = ["internal_error"]
+    found[503] = ["too_many_connections"]  # credithub/http_protocol.py, at its connection cap
     return dict(sorted(found.items()))
 
 
@@ -164,18 +172,16 @@ def responses(route: Route) -> dict[str, Any]:
     answers: dict[str, Any] = {str(status): success for status in (route.status, *route.also)}
     for status, codes in problems_of(route).items():
         headers: dict[str, Any] = {"X-Request-Id": _REQUEST_ID}
-        if status == 401:
+        if status == 503:  # refused before any request was read: no request id
+            headers = {"Retry-After": _RETRY_AFTER}
+        elif status == 401:
             headers["WWW-Authenticate"] = {
                 "description": "the scheme to authenticate with",
                 "required": True,
                 "schema": {"type": "string", "enum": ["Bearer"]},
             }
         elif status == 429:
-            headers["Retry-After"] = {
-                "description": "seconds to wait before retrying",
-                "required": True,
-                "schema": {"type": "integer", "minimum": 1},
-            }
+            headers["Retry-After"] = _RETRY_AFTER
         elif post and status in (402, 409):  # stored outcomes, replayed like successes
             headers["Idempotent-Replayed"] = _REPLAYED
         answers[str(status)] = _problem_response(status, codes, headers)
