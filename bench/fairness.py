@@ -91,7 +91,7 @@ _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _ms(output: str, percentile: str) -> float:
-    found = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)$", output, re.MULTILINE)
+    found = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
     if found is None:
         raise SystemExit(f"wrk printed no {percentile}% latency:\n{output}")
     return float(found.group(1)) * _UNIT_MS[found.group(2)]
