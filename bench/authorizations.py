@@ -1,6 +1,6 @@
 """`make bench`: how fast the hub places holds, against two baselines on the same server.
 
-One uvicorn process (one worker, rate limit off, auth cache on) serves the real
+One uvicorn process (one worker, partner limits off, auth cache on) serves the real
 app on a scratch PostgreSQL database, plus two routes mounted only here
 (bench/bench_app.py): a trivial endpoint (the framework's ceiling) and a bare
 hold (one pooled transaction: the conditional UPDATE and the two INSERTs).
@@ -117,7 +117,10 @@ def spawn_server(database_url: str, port: int, log: IO[bytes]) -> subprocess.Pop
         "CREDITHUB_DATABASE_URL": database_url,
         "CREDITHUB_SECRET_KEY": SECRET,
         "CREDITHUB_HOME": str(OUT),
+        # One partner's traffic measures the hot path: its limits (rate, requests
+        # at once) are off here; bench/fairness.py measures them.
         "CREDITHUB_RATE_LIMIT_PER_SECOND": "0",
+        "CREDITHUB_PARTNER_CONCURRENCY": "0",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.bench_app:create_bench_app", "--factory",
@@ -289,7 +292,7 @@ def main() -> None:
     dispose_engines()
 
     port = free_port()
-    say(f"starting the API on 127.0.0.1:{port} (uvicorn, 1 worker, rate limit off, auth cache on)")
+    say(f"starting the API on 127.0.0.1:{port} (uvicorn, 1 worker, partner limits off, auth cache on)")
     log_path = OUT / "server.log"
     with log_path.open("wb") as log:
         server = spawn_server(database_url, port, log)

@@ -593,7 +593,7 @@ def bench_repayments(args: argparse.Namespace, load: float) -> dict[str, Any]:
     paid_at = (clock.now() - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     dispose_engines()
     port = free_port()
-    say(f"[repayments] the API on 127.0.0.1:{port} (uvicorn, 1 worker, rate limit off)")
+    say(f"[repayments] the API on 127.0.0.1:{port} (uvicorn, 1 worker, partner limits off)")
     log_path = OUT / "loans-server.log"
     results: list[Result] = []
     with log_path.open("wb") as log:
