@@ -292,7 +292,7 @@ def main() -> None:
     dispose_engines()
 
     port = free_port()
-    say(f"starting the API on 127.0.0.1:{port} (uvicorn, 1 worker, partner limits off, auth cache on)")
+    say(f"starting the API on 127.0.0.1:{port} (uvicorn, 1 worker, no partner limits, auth cache)")
     log_path = OUT / "server.log"
     with log_path.open("wb") as log:
         server = spawn_server(database_url, port, log)
