@@ -187,7 +187,10 @@ def main() -> None:
         f"{done['missed_deleted']} missed polling runs deleted",
         flush=True,
     )
-    serve(*deployments(), print_starting_message=True)
+    # At most this many runs at once, each a process of its own: when runs take
+    # longer than their polling interval (a loaded machine), the next ones wait
+    # for a slot instead of piling up processes until the machine stalls.
+    serve(*deployments(), print_starting_message=True, limit=get_settings().flow_runs_at_once)
 
 
 if __name__ == "__main__":

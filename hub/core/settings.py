@@ -60,6 +60,9 @@ class CoreSettings(BaseModel):
     webhook_retry_hours: int = 72
     webhook_interval_seconds: int = 15
 
+    # Flow runs the flow runner (`up`'s flows part, flows/serve.py) runs at once.
+    flow_runs_at_once: int = Field(default=4, ge=1)
+
     pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
     api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
 
