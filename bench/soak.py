@@ -390,10 +390,11 @@ def _resident(n: int) -> str:
 
 
 def chaos(hub: Hub, stop: threading.Event, seed: int, mean_gap_s: float) -> None:
-    """At seeded random moments, SIGKILL the API or the flow runner, then start it again."""
-    rng = random.Random(seed)
+    """At seeded random moments, SIGKILL the API and the flow runner in turn, then
+    start it again after a random pause."""
+    rng, victims = random.Random(seed), itertools.cycle(["api", "flows"])
     while not stop.wait(rng.uniform(0.5, 1.5) * mean_gap_s):
-        victim = rng.choice(["api", "flows"])
+        victim = next(victims)
         say(f"  kill -9 {victim}")
         hub.kill(victim)
         time.sleep(rng.uniform(0.2, 2.0))
