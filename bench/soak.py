@@ -71,7 +71,7 @@ from models.medical.tables import Authorization, CreditLine, Enrollment, Settlem
 from simulators.webhook_receiver import WebhookReceiver
 
 FAULTS = {"error_rate": 0.1, "timeout_rate": 0.03, "timeout_sleep_s": 3.0, "garbage_rate": 0.02}
-LINES, LOANS, LINE_LIMIT_FEN = 40, 20, 200_000
+LINES, LOANS, LINE_LIMIT_FEN = 40, 20, 1_500_000  # 15,000 yuan: a few holds refused (402)
 PATIENCE_S = 180  # for the flows to finish once the faults stop
 
 
