@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from authorizations import parse_wrk  # bench/authorizations.py: wrk's report read
 from support import (  # bench/support.py (bench/ is on the path: run as a script)
     OUT,
     ROOT,
@@ -87,26 +87,11 @@ def seed(settings: Settings) -> dict[str, tuple[str, str]]:
     return banks
 
 
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def _ms(output: str, percentile: str) -> float:
-    found = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
-    if found is None:
-        raise SystemExit(f"wrk printed no {percentile}% latency:\n{output}")
-    return float(found.group(1)) * _UNIT_MS[found.group(2)]
-
-
-def _count(output: str, pattern: str) -> int:
-    found = re.search(pattern, output, re.MULTILINE)
-    return int(found.group(1)) if found else 0
-
-
 def flood(port: int, path: str, key: str, seconds: float) -> subprocess.Popen[str]:
     connections, interval = FLOOD
     command = [
         "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-        "-s", str(LUA), f"http://127.0.0.1:{port}", "--", path, key, str(interval),
+        "--latency", "-s", str(LUA), f"http://127.0.0.1:{port}", "--", path, key, str(interval),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -125,16 +110,17 @@ def measure(port: int, banks: dict[str, tuple[str, str]], guards: str, phase: st
     connections, interval = BYSTANDER
     path = f"/v1/credit-lines/{line}"
     seen = run_wrk(port, LUA, connections, seconds, [path, key, str(interval)])
-    flood_out = flooder.communicate()[0] if flooder is not None else ""
+    bystander = parse_wrk(seen, "bystander", connections, None)
+    flooded = parse_wrk(flooder.communicate()[0], "flood", FLOOD[0], None) if flooder else None
     return Phase(
         guards=guards,
         phase=phase,
-        p50_ms=_ms(seen, "50"),
-        p99_ms=_ms(seen, "99"),
-        bystander_requests=_count(seen, r"^\s+(\d+) requests in"),
-        bystander_errors=_count(seen, r"Non-2xx or 3xx responses: (\d+)"),
-        flood_requests=_count(flood_out, r"^\s+(\d+) requests in"),
-        flood_refused=_count(flood_out, r"Non-2xx or 3xx responses: (\d+)"),
+        p50_ms=bystander.p50_ms,
+        p99_ms=bystander.p99_ms,
+        bystander_requests=bystander.requests,
+        bystander_errors=bystander.non_2xx,
+        flood_requests=flooded.requests if flooded else 0,
+        flood_refused=flooded.non_2xx if flooded else 0,
     )
 
 

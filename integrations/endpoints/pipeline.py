@@ -3,9 +3,9 @@
 401 authentication (unknown keys looked up at a rate per client address) →
 429 rate limit → 403 kind → 400 Idempotency-Key → 413/415 body → 422
 validation → the use case (404, 409, 402) inside one transaction together with
-its idempotency record, in one of the partner's few slots for database work. The hub runs every
-transaction: a use case is handed the open one, and a route may first do work
-that must not hold one open (`before`: a call to another system).
+its idempotency record, in one of the partner's few slots for database work.
+The hub runs every transaction: a use case is handed the open one, and a route
+may first do work that must not hold one open (`before`: a call to another system).
 """
 
 from __future__ import annotations
