@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -573,6 +573,33 @@ def faults_injected(hub: Hub) -> Counter[str]:
     return total
 
 
+def flow_runs() -> tuple[dict[str, Counter[str]], float]:
+    """Our deployments' runs due by now, by state; the longest a run waited to start (s)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterExpectedStartTime,
+    )
+
+    with get_client(sync_client=True) as client:
+        names = {d.id: d.name for d in client.read_deployments()}
+        where = FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=list(names)),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+        )
+        runs: list[Any] = []
+        while batch := client.read_flow_runs(flow_run_filter=where, limit=200, offset=len(runs)):
+            runs += batch
+    by_state: dict[str, Counter[str]] = defaultdict(Counter)
+    longest = 0.0
+    for run in runs:
+        by_state[names[run.deployment_id]][run.state_name or "?"] += 1
+        if run.start_time and run.expected_start_time:
+            longest = max(longest, (run.start_time - run.expected_start_time).total_seconds())
+    return by_state, longest
+
+
 def soak(minutes: float, seed: int, database: str) -> bool:
     """Run the soak on a scratch database (dropped after); whether every invariant held."""
     url = fresh_database(database)
@@ -646,7 +673,7 @@ def run_soak(minutes: float, seed: int, url: str) -> bool:
         )
         events_delivered(s)
         found = checks(hub, partners, receiver)
-        report(minutes, partners, faults, hub.kills, found)
+        report(minutes, partners, faults, hub.kills, found, flow_runs())
     return all(ok for _, ok, _ in found)
 
 
@@ -656,6 +683,7 @@ def report(
     faults: Counter[str],
     kills: Counter[str],
     found: list[tuple[str, bool, str]],
+    runs: tuple[dict[str, Counter[str]], float],
 ) -> None:
     sent = partners.sent
     by_kind = Counter(_kind(x.path) for x in sent)
@@ -669,6 +697,15 @@ def report(
     print(f"- acknowledged (2xx): {acknowledged}")
     print(f"- faults injected by the stand-ins: {dict(faults)}")
     print(f"- kill -9: {dict(kills)}")
+    by_state, longest = runs
+    print(  # a poll due while one runs is cancelled (flows/serve.py)
+        "- flow runs: "
+        + "; ".join(
+            f"{name} {', '.join(f'{n} {state}' for state, n in states.most_common())}"
+            for name, states in sorted(by_state.items())
+        )
+        + f"; the longest wait for a start {longest:.0f} s"
+    )
     print("\n| invariant | holds | found |\n|---|---|---|")
     for name, ok, what in found:
         print(f"| {name} | {'yes' if ok else '**NO**'} | {what} |")

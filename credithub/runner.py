@@ -39,6 +39,7 @@ FLOWS = (
 )
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 START_WITHIN_S = 90  # a run nobody picks up by then: the flows part is not serving
+BUSY_MESSAGE = "Deployment concurrency limit reached."  # Prefect's, for a run it cancels
 
 
 class NotUp(RuntimeError):
@@ -134,36 +135,34 @@ def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], 
     from prefect.exceptions import ObjectNotFound
 
     parameters = {"as_of": as_of.isoformat()} if as_of else {}
-    try:
-        run = cast(
-            FlowRun, run_deployment(name, parameters=parameters, timeout=0, as_subflow=False)
-        )
-    except ObjectNotFound:
-        raise NotUp(
-            f"the Prefect server at {address} has no deployment {name}: "
-            "is `credithub up` running (its flows part serves the deployments)?"
-        ) from None
-    url = f"{address}/runs/flow-run/{run.id}"
-    on_state(f"started {run.name}: {url}")
-    seen: str | None = None
     started = time.monotonic()
     with get_client(sync_client=True) as client:
         while True:
-            run = client.read_flow_run(run.id)
-            state = run.state
-            if state is not None and state.name != seen:
-                seen = state.name
-                on_state(state.name or state.type.value)
-            if state is not None and state.is_final():
-                break
-            if (state is None or state.is_scheduled()) and (
-                time.monotonic() - started > START_WITHIN_S
-            ):
-                raise NotUp(
-                    f"nothing started the run in {START_WITHIN_S} s: is `credithub up` "
-                    f"still running its flows part? The run waits at {url}"
+            try:
+                run = cast(
+                    FlowRun,
+                    run_deployment(name, parameters=parameters, timeout=0, as_subflow=False),
                 )
-            time.sleep(1)
+            except ObjectNotFound:
+                raise NotUp(
+                    f"the Prefect server at {address} has no deployment {name}: "
+                    "is `credithub up` running (its flows part serves the deployments)?"
+                ) from None
+            url = f"{address}/runs/flow-run/{run.id}"
+            on_state(f"started {run.name}: {url}")
+            run = _wait_for_end(client, run, url, started, on_state)
+            state = run.state
+            # A polling deployment runs one at a time (flows/serve.py): asked while a
+            # poll runs, this run was cancelled; the operator asked for one, so again.
+            if not (state.is_cancelled() and state.message == BUSY_MESSAGE):
+                break
+            if time.monotonic() - started > START_WITHIN_S:
+                raise NotUp(
+                    f"another run of {name} kept running for {START_WITHIN_S} s; "
+                    "see it in the Prefect UI, and try again when it has ended"
+                )
+            on_state("another run of this deployment is running: trying again when it ends")
+            time.sleep(2)
         subflows = client.read_flow_runs(  # settlement's reconciliation, for one
             flow_run_filter=FlowRunFilter(
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
@@ -184,3 +183,26 @@ def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], 
             for a in sorted(artifacts, key=lambda a: (a.created is None, a.created))
         ],
     )
+
+
+def _wait_for_end(
+    client: Any, run: Any, url: str, started: float, on_state: Callable[[str], None]
+) -> Any:
+    """The run read again until its state is final (each new state to `on_state`)."""
+    seen: str | None = None
+    while True:
+        run = client.read_flow_run(run.id)
+        state = run.state
+        if state is not None and state.name != seen:
+            seen = state.name
+            on_state(state.name or state.type.value)
+        if state is not None and state.is_final():
+            return run
+        if (state is None or state.is_scheduled()) and (
+            time.monotonic() - started > START_WITHIN_S
+        ):
+            raise NotUp(
+                f"nothing started the run in {START_WITHIN_S} s: is `credithub up` "
+                f"still running its flows part? The run waits at {url}"
+            )
+        time.sleep(1)

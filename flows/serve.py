@@ -27,7 +27,11 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+    StateType,
+)
 from prefect.schedules import Cron, Interval
 from prefect.states import Crashed
 
@@ -113,6 +117,13 @@ def schedules(s: Settings) -> dict[str, Any]:
 
 # Polling deployments: a missed run is not worth replaying, the next one does its work.
 POLLING = frozenset({"enrollment", "webhooks", "hold-expiry", "loan-profiling"})
+# One run of each at a time; a run due while one is running is cancelled (Prefect's
+# deployment concurrency limit), since the running one does its work. Without it, on
+# a loaded machine the polls fell behind and queued up, and an operator's settlement
+# waited behind minutes of them.
+ONE_AT_A_TIME = ConcurrencyLimitConfig(
+    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+)
 UNFINISHED = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
 _BATCH = 200
 
@@ -174,6 +185,7 @@ def deployments() -> list[Any]:
                 schedule=schedule,
                 parameters=parameters,
                 description=description,
+                concurrency_limit=ONE_AT_A_TIME if name in POLLING else None,
             )
         )
     return made

@@ -19,11 +19,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from prefect.client.schemas.objects import ConcurrencyOptions
 from prefect.exceptions import ObjectNotFound
 
+from credithub import runner as runner_module
+from credithub.runner import BUSY_MESSAGE
 from credithub.supervisor import deployments_served
 from flows.as_of import runs_as_of
-from flows.serve import schedules, tidy_runs
+from flows.serve import ONE_AT_A_TIME, POLLING, deployments, schedules, tidy_runs
 from hub import context
 from hub.core import clock, migrate
 from hub.settings import Settings
@@ -50,6 +53,12 @@ def test_prefect_yaml_matches_the_served_deployments() -> None:
             assert yaml_schedules == [{"cron": schedule.cron, "timezone": schedule.timezone}]
         else:
             assert yaml_schedules == [{"interval": int(schedule.interval.total_seconds())}]
+        one_at_a_time = {"limit": 1, "collision_strategy": "CANCEL_NEW"}  # the polls
+        assert d.get("concurrency_limit") == (one_at_a_time if name in POLLING else None), name
+    for deployment in deployments():
+        limit = (deployment.concurrency_limit, deployment.concurrency_options)
+        polls = (ONE_AT_A_TIME.limit, ConcurrencyOptions(collision_strategy="CANCEL_NEW"))
+        assert limit == (polls if deployment.name in POLLING else (None, None)), deployment.name
 
 
 # --------------------------------------------------------------------------
@@ -98,7 +107,11 @@ def _apply(names: list[str]) -> dict[str, Any]:
     ids = {}
     for name in names:
         flow_, _schedule, parameters, _description = served[name]
-        ids[name] = flow_.to_deployment(name=name, parameters=parameters).apply()
+        one_at_a_time = ONE_AT_A_TIME if name in POLLING else None
+        deployment = flow_.to_deployment(
+            name=name, parameters=parameters, concurrency_limit=one_at_a_time
+        )
+        ids[name] = deployment.apply()
     return ids
 
 
@@ -137,6 +150,95 @@ def test_a_restart_crashes_unfinished_runs_and_drops_missed_polling_runs(
         assert state_of(due_settlement) == "Scheduled"  # settlement runs are not dropped
         assert state_of(next_poll) == "Scheduled"  # nor polls still to come
         assert tidy_runs(client, Settings(), now) == {"crashed": 0, "missed_deleted": 0}
+
+
+def test_a_poll_due_while_one_runs_is_cancelled_and_a_restart_frees_the_slot(
+    prefect_harness: None,
+) -> None:
+    """A polling deployment runs one at a time: the runner's proposal to start a second
+    is refused, so late polls never queue up. A runner killed mid-poll does not block
+    the polls for good: the restart's tidy marks the run Crashed, freeing its slot."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Pending, Running
+
+    ids = _apply(["webhooks", "settlement"])
+    with get_client(sync_client=True) as client:
+
+        def start(name: str) -> tuple[Any, Any]:
+            """A run of the deployment, as the runner starts it: Pending then Running."""
+            run_id = client.create_flow_run_from_deployment(ids[name]).id
+            result = client.set_flow_run_state(run_id, Pending())
+            if result.status == SetStateStatus.ACCEPT:
+                client.set_flow_run_state(run_id, Running())
+            return run_id, client.read_flow_run(run_id).state
+
+        first, running = start("webhooks")
+        assert running.is_running()
+        _, refused = start("webhooks")
+        assert refused.is_cancelled() and refused.message == BUSY_MESSAGE
+        assert start("settlement")[1].is_running() and start("settlement")[1].is_running()
+
+        assert tidy_runs(client, Settings(), datetime.now(UTC))["crashed"] == 3  # a restart
+        assert client.read_flow_run(first).state.is_crashed()
+        assert start("webhooks")[1].is_running()  # the slot is free again
+
+
+def test_credithub_run_of_a_poll_starts_again_when_the_running_one_ends(
+    prefect_harness: None,
+) -> None:
+    """`credithub run webhooks` while a poll runs: Prefect cancels the new run, so the
+    command starts another once the poll has ended, and reports that one."""
+    import threading
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Completed, Pending, Running
+
+    ids = _apply(["webhooks"])
+    stop = threading.Event()
+    refused = []
+
+    def runner() -> None:
+        """What the runner does with a due run: propose Pending, run it."""
+        due = FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[ids["webhooks"]]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        )
+        with get_client(sync_client=True) as client:
+            while not stop.wait(0.2):
+                for run in client.read_flow_runs(flow_run_filter=due):
+                    if client.set_flow_run_state(run.id, Pending()).status != SetStateStatus.ACCEPT:
+                        refused.append(run.id)
+                        client.set_flow_run_state(polling, Completed())  # the poll ends
+                        continue
+                    client.set_flow_run_state(run.id, Running())
+                    client.set_flow_run_state(run.id, Completed())
+
+    with get_client(sync_client=True) as client:
+        polling = client.create_flow_run_from_deployment(ids["webhooks"]).id
+        client.set_flow_run_state(polling, Pending())
+        client.set_flow_run_state(polling, Running())
+    said: list[str] = []
+    serving = threading.Thread(target=runner)
+    serving.start()
+    try:
+        outcome = runner_module._run(
+            "http://prefect", runner_module.deployment_name("webhooks"), None, said.append
+        )
+    finally:
+        stop.set()
+        serving.join()
+    assert len(refused) == 1 and outcome.ok and outcome.state == "Completed"
+    assert "another run of this deployment is running: trying again when it ends" in said
+    assert outcome.url.rsplit("/", 1)[1] not in {str(polling), str(refused[0])}
 
 
 def test_credithub_run_goes_through_the_served_deployment(
