@@ -26,6 +26,10 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
         port=port,
         workers=workers,
         http=GuardedH11Protocol,  # header and request timeouts, a connection cap
+        # libuv's loop: accepting and closing a connection in asyncio's Python loop
+        # cost so much that a crowd reconnecting 1,500 times a second kept new
+        # clients waiting 0.3 s (bench/slowloris.py); uvloop does it in C.
+        loop="uvloop",
         # asyncio accepts up to `backlog` connections in one go before serving anyone
         # else, each a file and a protocol until the cap closes one: uvicorn's 2,048
         # let a crowd overshoot the cap by as many (bench/slowloris.py; nginx: 511).

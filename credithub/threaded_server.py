@@ -34,6 +34,7 @@ def serve(
         host="127.0.0.1",
         port=port,
         http=http,
+        loop="uvloop",  # as `credithub api` serves
         timeout_keep_alive=keep_alive,
         log_level="warning",
         access_log=False,
