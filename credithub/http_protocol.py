@@ -25,6 +25,9 @@ A timed-out connection is closed without an answer (there is no one to read it).
 And when the crowd has gone, the process returns the memory it held to the
 system (`release_memory`), which CPython's and glibc's allocators otherwise keep.
 
+It runs on uvloop (credithub/serve.py): on asyncio's own loop, accepting and
+closing a reconnecting crowd's connections in Python kept new clients waiting.
+
 Pass the class to uvicorn (`uvicorn.run(..., http=GuardedH11Protocol)`); limits
 left unset on the class are read from the settings in each worker process.
 """

@@ -30,9 +30,9 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
         # cost so much that a crowd reconnecting 1,500 times a second kept new
         # clients waiting 0.3 s (bench/slowloris.py); uvloop does it in C.
         loop="uvloop",
-        # asyncio accepts up to `backlog` connections in one go before serving anyone
-        # else, each a file and a protocol until the cap closes one: uvicorn's 2,048
-        # let a crowd overshoot the cap by as many (bench/slowloris.py; nginx: 511).
+        # The kernel's queue of connections not yet accepted (nginx's is 511). On
+        # asyncio's loop, which accepts up to this many in one go, uvicorn's 2,048
+        # let a crowd overshoot the connection cap by as many.
         backlog=512,
         log_level="warning",
         access_log=False,
