@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.orm import Session
 
 from flows.medical.enrollment import enroll_pending
 from flows.partners import partner_systems
@@ -223,6 +224,58 @@ def test_an_import_that_wins_the_race_declines_the_enrolment(
     assert stage.state(started["enrollment_id"])["decline_reason"] == "already_enrolled"
 
 
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_an_import_between_the_batch_read_and_its_insert_declines_only_that_one(
+    stage: Stage, prefect_harness: None
+) -> None:
+    """The batch reads the residents, then inserts the new ones in one statement; an
+    import committing a line for one of them in between makes that insert fail on its
+    unique index, and the batch falls back to one line at a time: that resident is
+    declined (already enrolled), the others are approved."""
+    people = {ADULT: "张三", ADULT2: "李四", ADULT3: "王五"}
+    for number, name in people.items():
+        stage.pin(number, name, score=700)
+    ids = {number: stage.enrol(number, name)["enrollment_id"] for number, name in people.items()}
+    settings = stage.world.settings
+    engine, importer = get_engine(settings), create_engine(settings.database_url)
+    imported = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def import_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if imported or not statement.startswith("INSERT INTO residents"):
+            return
+        with Session(importer) as other, other.begin():
+            imported.append(
+                open_line(
+                    other,
+                    get_vault(settings),
+                    id_number=ADULT2,
+                    name="李四",
+                    phone=None,
+                    bank_id=stage.world.ids["b1"],
+                    limit_fen=1,
+                    source="import",
+                    now=clock.now(),
+                ).id
+            )
+
+    try:
+        enroll_pending()
+    finally:
+        event.remove(engine, "before_cursor_execute", import_meanwhile)
+        importer.dispose()
+    assert imported  # the import did get in between
+    states = {number: stage.state(ids[number]) for number in people}
+    assert states[ADULT2]["decline_reason"] == "already_enrolled"
+    assert states[ADULT]["status"] == states[ADULT3]["status"] == "approved"
+    with unit_of_work(engine) as session:
+        lines = session.scalar(select(func.count()).select_from(CreditLine))
+    assert lines == 3 + 1  # two enrolments, the import, and the world's own
+    assert books_agree(settings)
+
+
 def test_requests_are_refused_as_the_contract_says(stage: Stage) -> None:
     stage.pin(ADULT, "张三")
     first = stage.enrol(ADULT, "张三")
@@ -288,7 +341,11 @@ def test_the_outcome_reaches_the_partner_signed(stage: Stage, prefect_harness: N
 def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     stage: Stage, prefect_harness: None
 ) -> None:
-    """The first run dies after asking the bank for some; the rerun finishes the rest."""
+    """The first run decides a batch, then dies in the next after the bank said yes to
+    some (none of that batch recorded); the rerun finishes the rest, asking again
+    under the same keys."""
+    in_fours = stage.world.settings.model_copy(update={"enrollment_batch_size": 4})
+    context.use(in_fours)
     people = [
         id_number(f"3502031980{m:02d}{d:02d}{m}{d}1") for m in range(1, 4) for d in range(1, 5)
     ]
@@ -296,7 +353,7 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
         stage.pin(number, f"测试{n}")
     ids = [stage.enrol(number, f"测试{n}")["enrollment_id"] for n, number in enumerate(people)]
 
-    systems = partner_systems(stage.world.settings)
+    systems = partner_systems(in_fours)
     real_bank = systems.bank
 
     class Crash(BaseException):
@@ -324,7 +381,7 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     finally:
         systems.bank = real_bank  # type: ignore[method-assign]
     first_run = [stage.state(i)["status"] for i in ids]
-    assert 0 < first_run.count("pending") < len(ids)  # it died part-way
+    assert first_run.count("pending") == len(ids) - 4  # it died in the second batch
     assert books_agree(stage.world.settings)
     enroll_pending()
     assert books_agree(stage.world.settings)
@@ -343,7 +400,7 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     assert set(asked) == {f"enrollment:{i}" for i in ids}
 
 
-ENROLMENT_COMMITS = 18  # of a clean run of the crash test's four enrolments
+ENROLMENT_COMMITS = 6  # of a clean run of the crash test's four enrolments (one batch)
 WEBHOOK_COMMITS = 6  # and of delivering their four outcomes (tests/crash_child.py)
 
 

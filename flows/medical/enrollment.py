@@ -1,15 +1,15 @@
 """The enrolment flow: decide pending enrolments in batches.
 
 Tasks are coarse — one a batch — because a Prefect task costs milliseconds;
-inside a batch, enrolments run concurrently since each waits on two partner
-systems. Safe to rerun at any point: an enrolment is decided once, and the
-bank is asked under a key derived from the enrolment's id.
+a batch is decided set-based: the partners are asked several at a time, and
+the database is written a few times a batch, not a few times an enrolment.
+Safe to rerun at any point: an enrolment is decided once, and the bank is
+asked under a key derived from the enrolment's id.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from prefect import flow, get_run_logger, task
@@ -28,19 +28,13 @@ def due_enrollments(limit: int) -> list[str]:
 
 @task(name="decide-enrolments")
 def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
-    """Take each enrolment of the batch as far as it goes; counts by outcome."""
+    """Decide the batch, set-based (hub/medical/enrollment.py); counts by outcome."""
     ctx = hub_context()
-    partners = partner_systems(ctx.settings)
-
-    def one(enrollment_id: str) -> str:
-        try:
-            return str(enrollment_run.decide(ctx, partners, enrollment_id))  # a plain str in logs
-        except Exception as exc:  # one bad enrolment must not stop the batch
-            get_run_logger().error("enrolment %s failed: %s", enrollment_id, type(exc).__name__)
-            return f"error:{type(exc).__name__}"
-
-    with ThreadPoolExecutor(max_workers=ctx.settings.enrollment_concurrency) as pool:
-        return dict(Counter(pool.map(one, enrollment_ids)))
+    outcomes = enrollment_run.decide(ctx, partner_systems(ctx.settings), enrollment_ids)
+    for enrollment_id, outcome in outcomes.items():
+        if outcome.startswith("error:"):  # one bad enrolment must not stop the batch
+            get_run_logger().error("enrolment %s failed: %s", enrollment_id, outcome[6:])
+    return dict(Counter(outcomes.values()))
 
 
 @flow(name="enrollment", log_prints=False)

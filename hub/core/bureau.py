@@ -91,17 +91,46 @@ def look_up_person(
 ) -> PersonRecord | Unknown:
     """The person's record, or UNKNOWN; raises ConsentNotValid or PartnerError."""
     return _only(
-        _look_up_all(
+        look_up_people(
             engine,
             vault,
-            PersonRecord,
-            directory.person,
+            directory,
             [(id_number, consent_id)],
             purpose=purpose,
             requested_by=requested_by,
             validity=validity,
             clock=clock,
         )
+    )
+
+
+def look_up_people(
+    engine: Engine,
+    vault: Vault,
+    directory: PersonDirectory,
+    wanted: Sequence[tuple[str, str | None]],
+    *,
+    purpose: str,
+    requested_by: str,
+    validity: timedelta,
+    clock: Callable[[], datetime],
+    concurrency: int = 1,
+) -> list[PersonRecord | Unknown | Exception]:
+    """Each (identity number, consent id)'s record, in order: the record, UNKNOWN, or
+    why not (ConsentNotValid, PartnerError, or what the call raised). Consented and
+    audited as `look_up_person`, in two transactions for the whole batch, the
+    database asked `concurrency` people at a time."""
+    return _look_up_all(
+        engine,
+        vault,
+        PersonRecord,
+        directory.person,
+        wanted,
+        purpose=purpose,
+        requested_by=requested_by,
+        validity=validity,
+        clock=clock,
+        concurrency=concurrency,
     )
 
 

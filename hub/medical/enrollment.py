@@ -11,11 +11,12 @@ that is down only postpones it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,9 +28,10 @@ from hub.core.ids import new_id
 from hub.core.personal_data import Vault, birth_date
 from hub.medical.lines import AlreadyEnrolled, current_line, find_resident, open_line
 from models.core.partner_errors import PartnerError
-from models.core.tables import Partner
+from models.core.partner_records import PersonRecord
+from models.core.tables import Consent, Partner
 from models.medical.partner_records import CreditLineApproved, CreditLineDecision
-from models.medical.tables import CreditLine, Enrollment, EnrollmentStatus
+from models.medical.tables import CreditLine, Enrollment, EnrollmentStatus, LineStatus, Resident
 
 
 class UnknownBank(Invalid):
@@ -167,6 +169,11 @@ def view(session: Session, enrollment: Enrollment) -> dict[str, Any]:
             .where(CreditLine.id == enrollment.credit_line_id)
         ).one()
         line = {"credit_line_id": row.id, "limit_fen": row.limit_fen, "bank_code": row.code}
+    return _view(enrollment, line)
+
+
+def _view(enrollment: Enrollment, line: dict[str, Any] | None) -> dict[str, Any]:
+    """The enrolment as the contract shows it, its line (id, limit, bank code) given."""
     return {
         "enrollment_id": enrollment.id,
         "consent_id": enrollment.consent_id,
@@ -190,24 +197,26 @@ def due(session: Session, now: datetime, limit: int) -> list[str]:
     )
 
 
-def _applicant(session: Session, vault: Vault, enrollment_id: str) -> Applicant | None:
-    row = session.execute(
+def _applicants(session: Session, vault: Vault, enrollment_ids: list[str]) -> list[Applicant]:
+    """The batch's enrolments still pending, as the checks need them (one query)."""
+    rows = session.execute(
         select(Enrollment, Partner.code)
         .join(Partner, Partner.id == Enrollment.bank_id)
-        .where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.PENDING)
-    ).first()
-    if row is None:
-        return None
-    e, bank_code = row
-    return Applicant(
-        e.id,
-        vault.decrypt(e.id_number_enc),
-        vault.decrypt(e.name_enc),
-        vault.decrypt(e.phone_enc) if e.phone_enc else None,
-        bank_code,
-        e.consent_id,
-        e.attempts,
+        .where(Enrollment.id.in_(enrollment_ids), Enrollment.status == EnrollmentStatus.PENDING)
+        .order_by(Enrollment.next_attempt_at, Enrollment.id)
     )
+    return [
+        Applicant(
+            e.id,
+            vault.decrypt(e.id_number_enc),
+            vault.decrypt(e.name_enc),
+            vault.decrypt(e.phone_enc) if e.phone_enc else None,
+            bank_code,
+            e.consent_id,
+            e.attempts,
+        )
+        for e, bank_code in rows
+    ]
 
 
 def _age(id_number: str, today: date) -> int:
@@ -216,141 +225,330 @@ def _age(id_number: str, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def process(
+@dataclass(frozen=True)
+class Verdict:
+    """What the checks and the bank made of one enrolment, to be recorded: declined
+    with a reason, approved with a limit, or postponed (a partner was down)."""
+
+    reason: str | None = None
+    limit_fen: int = 0
+    down: PartnerError | None = None
+
+
+def decide_batch(
     engine: Engine,
     vault: Vault,
     partners: PartnerSystems,
-    enrollment_id: str,
+    enrollment_ids: list[str],
     rules: Rules,
     clock: Callable[[], datetime],
-) -> str:
-    """Take one pending enrolment as far as it can go now; returns what happened."""
+    concurrency: int = 1,
+) -> dict[str, str]:
+    """Take each pending enrolment of the batch as far as it can go now; what happened
+    to each, by id. Set-based: one read of the applicants, the credit database asked
+    about all of them (two transactions), the bank about those eligible (calls
+    `concurrency` at a time, outside any transaction), and every outcome recorded in
+    one transaction. An enrolment whose check failed unexpectedly is left pending
+    ("error:<kind>"); the next run tries it again."""
     with unit_of_work(engine, write=False) as session:
-        who = _applicant(session, vault, enrollment_id)
-    if who is None:
-        return "already_decided"
-    if _age(who.id_number, business_date(clock(), rules.zone)) < rules.min_age:
-        return _decide(engine, vault, who, "under_age", None, clock)
-    try:
-        record = bureau.look_up_person(
-            engine,
-            vault,
-            partners.bureau,
-            id_number=who.id_number,
-            consent_id=who.consent_id,
-            purpose=bureau.PURPOSE_MEDICAL,
-            requested_by="flow:enrollment",
-            validity=rules.lookup_validity,
-            clock=clock,
-        )
-    except consent.ConsentNotValid:
-        return _decide(engine, vault, who, "consent_withdrawn", None, clock)
-    except PartnerError as exc:
-        return _postpone(engine, who, exc, rules, clock)
+        applicants = _applicants(session, vault, enrollment_ids)
+    outcomes = dict.fromkeys(enrollment_ids, "already_decided")
+    verdicts: dict[str, Verdict] = {}
+    today = business_date(clock(), rules.zone)
+    adults = [who for who in applicants if _age(who.id_number, today) >= rules.min_age]
+    for who in applicants:
+        if who not in adults:
+            verdicts[who.enrollment_id] = Verdict("under_age")
+    records = bureau.look_up_people(
+        engine,
+        vault,
+        partners.bureau,
+        [(who.id_number, who.consent_id) for who in adults],
+        purpose=bureau.PURPOSE_MEDICAL,
+        requested_by="flow:enrollment",
+        validity=rules.lookup_validity,
+        clock=clock,
+        concurrency=concurrency,
+    )
+    eligible: list[tuple[Applicant, PersonRecord]] = []
+    for who, record in zip(adults, records, strict=True):
+        checked = _check(who, record, rules)
+        if isinstance(checked, Verdict):
+            verdicts[who.enrollment_id] = checked
+        elif isinstance(checked, Exception):
+            outcomes[who.enrollment_id] = f"error:{type(checked).__name__}"
+        else:
+            eligible.append((who, checked))
+    answers = _ask_the_banks(partners, eligible, rules, concurrency)
+    for (who, record), answer in zip(eligible, answers, strict=True):
+        asked = rules.limit_for(record.score)
+        if isinstance(answer, PartnerError):
+            verdicts[who.enrollment_id] = Verdict(down=answer)
+        elif isinstance(answer, Exception):
+            outcomes[who.enrollment_id] = f"error:{type(answer).__name__}"
+        elif not isinstance(answer, CreditLineApproved) or answer.limit_fen <= 0:
+            verdicts[who.enrollment_id] = Verdict("bank_declined")
+        else:
+            verdicts[who.enrollment_id] = Verdict(limit_fen=min(answer.limit_fen, asked))
+    outcomes.update(_record(engine, vault, applicants, verdicts, rules, clock))
+    return outcomes
+
+
+def _check(
+    who: Applicant, record: PersonRecord | bureau.Unknown | Exception, rules: Rules
+) -> Verdict | Exception | PersonRecord:
+    """The credit database's answer judged: a verdict, an unexpected failure, or the
+    record of a resident the bank is to be asked about."""
+    if isinstance(record, consent.ConsentNotValid):
+        return Verdict("consent_withdrawn")
+    if isinstance(record, PartnerError):
+        return Verdict(down=record)
+    if isinstance(record, Exception):
+        return record
     if isinstance(record, bureau.Unknown) or record.name.strip() != who.name.strip():
-        return _decide(engine, vault, who, "identity_not_verified", None, clock)
+        return Verdict("identity_not_verified")
     if record.dishonest_debtor:
-        return _decide(engine, vault, who, "dishonest_debtor", None, clock)
+        return Verdict("dishonest_debtor")
     if record.score < rules.min_score or rules.limit_for(record.score) <= 0:
-        return _decide(engine, vault, who, "score_too_low", None, clock)
-    asked = rules.limit_for(record.score)
-    try:
-        answer = partners.bank(who.bank_code).request_credit_line(
-            enrollment_id=who.enrollment_id,
-            id_number=who.id_number,
-            name=who.name,
-            phone=who.phone,
-            requested_limit_fen=asked,
-            score=record.score,
-            idempotency_key=f"enrollment:{who.enrollment_id}",
-        )
-    except PartnerError as exc:
-        return _postpone(engine, who, exc, rules, clock)
-    if not isinstance(answer, CreditLineApproved) or answer.limit_fen <= 0:
-        return _decide(engine, vault, who, "bank_declined", None, clock)
-    return _decide(engine, vault, who, None, min(answer.limit_fen, asked), clock)
+        return Verdict("score_too_low")
+    return record
 
 
-def _decide(
-    engine: Engine,
-    vault: Vault,
-    who: Applicant,
-    reason: str | None,
-    limit_fen: int | None,
-    clock: Callable[[], datetime],
-) -> str:
-    """Record the decision once: approved with a new line, or declined with its reason."""
-    with unit_of_work(engine) as session:
-        now = clock()
-        enrollment = session.get(Enrollment, who.enrollment_id, with_for_update=True)
-        if enrollment is None or enrollment.status != EnrollmentStatus.PENDING:
-            return "already_decided"  # another run decided it first
-        if reason is None:
-            try:
-                consent.require(
-                    session, who.consent_id, enrollment.id_number_hash, bureau.PURPOSE_MEDICAL, now
-                )
-                reason = _open(session, vault, who, enrollment, limit_fen or 0, now)
-            except consent.ConsentNotValid:
-                reason = "consent_withdrawn"
-        enrollment.status = EnrollmentStatus.DECLINED if reason else EnrollmentStatus.APPROVED
-        enrollment.decline_reason, enrollment.decided_at = reason, now
-        session.flush()
-        events.emit(
-            session,
-            f"enrollment.{enrollment.status}",
-            view(session, enrollment),
-            [enrollment.partner_id],
-            now,
-        )
-        return reason or EnrollmentStatus.APPROVED
+def _ask_the_banks(
+    partners: PartnerSystems,
+    eligible: list[tuple[Applicant, PersonRecord]],
+    rules: Rules,
+    concurrency: int,
+) -> list[CreditLineDecision | Exception]:
+    """Each eligible resident's bank asked for a line, under a key derived from the
+    enrolment (a rerun asks again under the same key and gets the same decision)."""
 
-
-def _open(
-    session: Session,
-    vault: Vault,
-    who: Applicant,
-    enrollment: Enrollment,
-    limit: int,
-    now: datetime,
-) -> str | None:
-    """Open the line; the decline reason if a concurrent enrolment or import won."""
-    try:
-        with session.begin_nested():
-            line = open_line(
-                session,
-                vault,
+    def ask(pair: tuple[Applicant, PersonRecord]) -> CreditLineDecision | Exception:
+        who, record = pair
+        try:
+            return partners.bank(who.bank_code).request_credit_line(
+                enrollment_id=who.enrollment_id,
                 id_number=who.id_number,
                 name=who.name,
                 phone=who.phone,
-                bank_id=enrollment.bank_id,
-                limit_fen=limit,
-                source="enrollment",
-                now=now,
+                requested_limit_fen=rules.limit_for(record.score),
+                score=record.score,
+                idempotency_key=f"enrollment:{who.enrollment_id}",
             )
-    except (AlreadyEnrolled, IntegrityError):
-        return "already_enrolled"
-    enrollment.credit_line_id = line.id
-    return None
+        except Exception as exc:  # judged per enrolment by the caller
+            return exc
+
+    if concurrency <= 1 or len(eligible) <= 1:
+        return [ask(pair) for pair in eligible]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(eligible))) as pool:
+        return list(pool.map(ask, eligible))
+
+
+def _record(
+    engine: Engine,
+    vault: Vault,
+    applicants: list[Applicant],
+    verdicts: dict[str, Verdict],
+    rules: Rules,
+    clock: Callable[[], datetime],
+) -> dict[str, str]:
+    """Every verdict recorded in one transaction, each enrolment decided once: the
+    pending rows are locked, an approval's consent is checked again, the lines are
+    opened, the enrolments updated and their events queued; postponements wait
+    longer each time. What happened to each, by id."""
+    if not verdicts:
+        return {}
+    by_id = {who.enrollment_id: who for who in applicants}
+    with unit_of_work(engine) as session:
+        now = clock()
+        pending = {
+            e.id: e
+            for e in session.scalars(
+                select(Enrollment)
+                .where(Enrollment.id.in_(verdicts), Enrollment.status == EnrollmentStatus.PENDING)
+                .order_by(Enrollment.id)  # locks in one order: concurrent runs never deadlock
+                .with_for_update()
+            )
+        }
+        outcomes = {i: "already_decided" for i in verdicts if i not in pending}
+        decided = {i: v for i, v in verdicts.items() if i in pending and v.down is None}
+        reasons = {i: v.reason for i, v in decided.items() if v.reason is not None}
+        approved = {i: v.limit_fen for i, v in decided.items() if v.reason is None}
+        reasons.update(_consents_withdrawn(session, pending, approved, now))
+        approved = {i: limit for i, limit in approved.items() if i not in reasons}
+        lines = _open_lines(
+            session, vault, [(by_id[i], pending[i], approved[i]) for i in approved], now
+        )
+        hooked = events.with_webhooks(session, {pending[i].partner_id for i in decided})
+        for enrollment_id in decided:
+            enrollment = pending[enrollment_id]
+            line = lines.get(enrollment_id)
+            reason = reasons.get(enrollment_id) or (None if line else "already_enrolled")
+            enrollment.status = EnrollmentStatus.DECLINED if reason else EnrollmentStatus.APPROVED
+            enrollment.decline_reason, enrollment.decided_at = reason, now
+            enrollment.credit_line_id = line["credit_line_id"] if line else None
+            events.emit(
+                session,
+                f"enrollment.{enrollment.status}",
+                _view(enrollment, line),
+                [enrollment.partner_id],
+                now,
+                hooked=hooked,
+            )
+            outcomes[enrollment_id] = reason or EnrollmentStatus.APPROVED
+        postponed = [(pending[i], v.down) for i, v in verdicts.items() if i in pending and v.down]
+        _postpone(session, postponed, rules, now)
+        outcomes.update((enrollment.id, "postponed") for enrollment, _ in postponed)
+    return outcomes
+
+
+def _consents_withdrawn(
+    session: Session, pending: dict[str, Enrollment], approved: dict[str, int], now: datetime
+) -> dict[str, str]:
+    """The approvals whose consent was withdrawn (or lapsed) while the partners were
+    asked: declined instead. The consents are read in one query."""
+    consent_ids = {pending[i].consent_id for i in approved}
+    _held = session.scalars(select(Consent).where(Consent.id.in_(consent_ids))).all()
+    withdrawn = {}
+    for enrollment_id in approved:
+        enrollment = pending[enrollment_id]
+        try:
+            consent.require(
+                session,
+                enrollment.consent_id,
+                enrollment.id_number_hash,
+                bureau.PURPOSE_MEDICAL,
+                now,
+            )
+        except consent.ConsentNotValid:
+            withdrawn[enrollment_id] = "consent_withdrawn"
+    return withdrawn
+
+
+def _open_lines(
+    session: Session,
+    vault: Vault,
+    approvals: list[tuple[Applicant, Enrollment, int]],
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    """A line for each approval, by enrolment id, as events show it; an approval left
+    out lost to a line opened first (an import, another enrolment of the resident).
+    One read of the residents and their lines, one insert of each; if a concurrent
+    writer got in between (a unique index says so), each line is opened on its own."""
+    if not approvals:
+        return {}
+    codes = {
+        partner_id: code for partner_id, code in session.execute(select(Partner.id, Partner.code))
+    }
+    hashes = {who.enrollment_id: enrollment.id_number_hash for who, enrollment, _ in approvals}
+    residents = {
+        subject: resident_id
+        for subject, resident_id in session.execute(
+            select(Resident.id_number_hash, Resident.id).where(
+                Resident.id_number_hash.in_(set(hashes.values()))
+            )
+        )
+    }
+    holding = set(
+        session.scalars(
+            select(CreditLine.resident_id).where(
+                CreditLine.resident_id.in_(set(residents.values())),
+                CreditLine.status != LineStatus.CLOSED,
+            )
+        )
+    )
+    new_residents, new_lines, opened = [], [], {}
+    for who, enrollment, limit in approvals:
+        resident_id = residents.get(hashes[who.enrollment_id])
+        if resident_id in holding:
+            continue  # already enrolled
+        if resident_id is None:
+            resident_id = new_id("res")
+            residents[hashes[who.enrollment_id]] = resident_id
+            new_residents.append(
+                {
+                    "id": resident_id,
+                    "id_number_hash": hashes[who.enrollment_id],
+                    "id_number_enc": vault.encrypt(who.id_number),
+                    "name_enc": vault.encrypt(who.name),
+                    "phone_enc": vault.encrypt(who.phone) if who.phone else None,
+                    "created_at": now,
+                }
+            )
+        holding.add(resident_id)
+        line_id = new_id("cl")
+        new_lines.append(
+            {
+                "id": line_id,
+                "resident_id": resident_id,
+                "bank_id": enrollment.bank_id,
+                "status": LineStatus.ACTIVE,
+                "limit_fen": limit,
+                "held_fen": 0,
+                "outstanding_fen": 0,
+                "source": "enrollment",
+                "opened_at": now,
+            }
+        )
+        opened[who.enrollment_id] = {
+            "credit_line_id": line_id,
+            "limit_fen": limit,
+            "bank_code": codes[enrollment.bank_id],
+        }
+    try:
+        with session.begin_nested():
+            if new_residents:
+                session.execute(insert(Resident), new_residents)
+            if new_lines:
+                session.execute(insert(CreditLine), new_lines)
+    except IntegrityError:  # a concurrent writer: one at a time, each as it stands now
+        return _open_each(session, vault, approvals, codes, now)
+    return opened
+
+
+def _open_each(
+    session: Session,
+    vault: Vault,
+    approvals: list[tuple[Applicant, Enrollment, int]],
+    codes: dict[str, str],
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    """A line for each approval that can still have one, each in its own savepoint."""
+    opened = {}
+    for who, enrollment, limit in approvals:
+        try:
+            with session.begin_nested():
+                line = open_line(
+                    session,
+                    vault,
+                    id_number=who.id_number,
+                    name=who.name,
+                    phone=who.phone,
+                    bank_id=enrollment.bank_id,
+                    limit_fen=limit,
+                    source="enrollment",
+                    now=now,
+                )
+        except (AlreadyEnrolled, IntegrityError):
+            continue
+        opened[who.enrollment_id] = {
+            "credit_line_id": line.id,
+            "limit_fen": line.limit_fen,
+            "bank_code": codes[enrollment.bank_id],
+        }
+    return opened
 
 
 def _postpone(
-    engine: Engine, who: Applicant, error: PartnerError, rules: Rules, clock: Callable[[], datetime]
-) -> str:
-    """A partner is down: try again later, waiting longer each time (at most an hour)."""
-    with unit_of_work(engine) as session:
-        now = clock()
-        wait = min(rules.retry_after * 2 ** min(who.attempts, 10), timedelta(hours=1))
-        session.execute(
-            update(Enrollment)
-            .where(
-                Enrollment.id == who.enrollment_id, Enrollment.status == EnrollmentStatus.PENDING
-            )
-            .values(
-                attempts=Enrollment.attempts + 1,
-                next_attempt_at=now + wait,
-                last_error=type(error).__name__,
-            )  # never the message: it may name the person
-            .execution_options(synchronize_session=False)
-        )
-    return "postponed"
+    session: Session,
+    postponed: list[tuple[Enrollment, PartnerError]],
+    rules: Rules,
+    now: datetime,
+) -> None:
+    """A partner was down: each tried again later, waiting longer each time (at most
+    an hour); the error's kind is kept, never its message (it may name the person)."""
+    for enrollment, error in postponed:
+        wait = min(rules.retry_after * 2 ** min(enrollment.attempts, 10), timedelta(hours=1))
+        enrollment.attempts += 1
+        enrollment.next_attempt_at = now + wait
+        enrollment.last_error = type(error).__name__

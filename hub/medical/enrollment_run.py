@@ -20,8 +20,16 @@ def due(ctx: HubContext, limit: int) -> list[str]:
         return enrollment.due(session, clock.now(), limit)
 
 
-def decide(ctx: HubContext, partners: enrollment.PartnerSystems, enrollment_id: str) -> str:
-    """Take one pending enrolment as far as it goes now; what happened."""
-    return enrollment.process(
-        ctx.engine, ctx.vault, partners, enrollment_id, ctx.enrollment_rules, clock.now
+def decide(
+    ctx: HubContext, partners: enrollment.PartnerSystems, enrollment_ids: list[str]
+) -> dict[str, str]:
+    """Take a batch of pending enrolments as far as they go now; what happened to each."""
+    return enrollment.decide_batch(
+        ctx.engine,
+        ctx.vault,
+        partners,
+        enrollment_ids,
+        ctx.enrollment_rules,
+        clock.now,
+        concurrency=ctx.settings.enrollment_concurrency,
     )
