@@ -395,7 +395,7 @@ def _record(
                 now,
                 hooked=hooked,
             )
-            outcomes[enrollment_id] = reason or EnrollmentStatus.APPROVED
+            outcomes[enrollment_id] = reason or EnrollmentStatus.APPROVED.value
         postponed = [(pending[i], v.down) for i, v in verdicts.items() if i in pending and v.down]
         _postpone(session, postponed, rules, now)
         outcomes.update((enrollment.id, "postponed") for enrollment, _ in postponed)
