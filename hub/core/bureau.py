@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -20,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hub.core import consent
+from hub.core.concurrently import each_answer
 from hub.core.db import unit_of_work
 from hub.core.personal_data import Vault
 from models.core.partner_records import FirmRecord, PartnerRecord, PersonRecord
@@ -234,7 +234,7 @@ def _look_up_all(
     if not to_ask:
         return _all_answered(results)
     keys = {audits[i].subject: wanted[i][0] for i in to_ask}  # each subject asked once
-    answers = dict(zip(keys, _ask_each(ask, list(keys.values()), concurrency), strict=True))
+    answers = dict(zip(keys, each_answer(ask, list(keys.values()), concurrency), strict=True))
     with unit_of_work(engine) as session:
         now = clock()
         allowed = _consented(session, [audits[i] for i in to_ask], now)
@@ -267,24 +267,6 @@ def _only(results: list[R | Unknown | Exception]) -> R | Unknown:
 def _all_answered(results: list[T | None]) -> list[T]:
     assert None not in results, "every use has its answer"
     return [r for r in results if r is not None]
-
-
-def _ask_each(
-    ask: Callable[[str], R | None], keys: list[str], concurrency: int
-) -> list[R | Exception | None]:
-    """The partner's answer for each key, or the exception its call raised (one
-    failing call must not cost the others theirs)."""
-
-    def one(key: str) -> R | Exception | None:
-        try:
-            return ask(key)
-        except Exception as exc:  # returned: audited and answered per use by the caller
-            return exc
-
-    if concurrency <= 1 or len(keys) <= 1:
-        return [one(key) for key in keys]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(keys))) as pool:
-        return list(pool.map(one, keys))
 
 
 def _consented(

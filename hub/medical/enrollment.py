@@ -11,7 +11,6 @@ that is down only postpones it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hub.core import bureau, consent, events
 from hub.core.clock import business_date
+from hub.core.concurrently import each_answer
 from hub.core.db import unit_of_work
 from hub.core.errors import Invalid, not_found
 from hub.core.ids import new_id
@@ -323,25 +323,19 @@ def _ask_the_banks(
     """Each eligible resident's bank asked for a line, under a key derived from the
     enrolment (a rerun asks again under the same key and gets the same decision)."""
 
-    def ask(pair: tuple[Applicant, PersonRecord]) -> CreditLineDecision | Exception:
+    def ask(pair: tuple[Applicant, PersonRecord]) -> CreditLineDecision:
         who, record = pair
-        try:
-            return partners.bank(who.bank_code).request_credit_line(
-                enrollment_id=who.enrollment_id,
-                id_number=who.id_number,
-                name=who.name,
-                phone=who.phone,
-                requested_limit_fen=rules.limit_for(record.score),
-                score=record.score,
-                idempotency_key=f"enrollment:{who.enrollment_id}",
-            )
-        except Exception as exc:  # judged per enrolment by the caller
-            return exc
+        return partners.bank(who.bank_code).request_credit_line(
+            enrollment_id=who.enrollment_id,
+            id_number=who.id_number,
+            name=who.name,
+            phone=who.phone,
+            requested_limit_fen=rules.limit_for(record.score),
+            score=record.score,
+            idempotency_key=f"enrollment:{who.enrollment_id}",
+        )
 
-    if concurrency <= 1 or len(eligible) <= 1:
-        return [ask(pair) for pair in eligible]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(eligible))) as pool:
-        return list(pool.map(ask, eligible))
+    return each_answer(ask, eligible, concurrency)
 
 
 def _record(
