@@ -85,6 +85,10 @@ def _settings(home: Path, url: str) -> Settings:
         rate_limit_per_second=0,
         unknown_key_lookups_per_second=0,
         partner_concurrency=0,
+        # Fewer than the API's 40: each test process keeps its pool open, and two
+        # of them beside the soak's hub came within a few of PostgreSQL's default
+        # 100 connections (the races need at most 16 at once).
+        pool_size=16,
     )
 
 

@@ -22,7 +22,13 @@ def test_a_short_soak_loses_nothing_and_does_nothing_twice() -> None:
     if not admin_url:
         pytest.skip(f"PostgreSQL tests are off: set {PG_URL_ENV}")
     database = f"credithub_soak_{uuid.uuid4().hex[:8]}"
-    environment = {**os.environ, "CREDITHUB_BENCH_ADMIN_URL": admin_url}
+    # Each of the hub's processes keeps a pool; beside the other tests' pools the
+    # default 40 came near PostgreSQL's 100 connections.
+    environment = {
+        **os.environ,
+        "CREDITHUB_BENCH_ADMIN_URL": admin_url,
+        "CREDITHUB_POOL_SIZE": "8",
+    }
     command = [sys.executable, "bench/soak.py", "--minutes", "0.4", "--seed", "3",
                "--database", database]  # fmt: skip
     done = subprocess.run(
