@@ -255,10 +255,12 @@ def decide_batch(
     outcomes = dict.fromkeys(enrollment_ids, "already_decided")
     verdicts: dict[str, Verdict] = {}
     today = business_date(clock(), rules.zone)
-    adults = [who for who in applicants if _age(who.id_number, today) >= rules.min_age]
+    adults = []
     for who in applicants:
-        if who not in adults:
+        if _age(who.id_number, today) < rules.min_age:
             verdicts[who.enrollment_id] = Verdict("under_age")
+        else:
+            adults.append(who)
     records = bureau.look_up_people(
         engine,
         vault,
