@@ -150,7 +150,7 @@ def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], 
                 ) from None
             url = f"{address}/runs/flow-run/{run.id}"
             on_state(f"started {run.name}: {url}")
-            run = _wait_for_end(client, run, url, started, on_state)
+            run = _wait_for_end(client, run, url, time.monotonic(), on_state)
             state = run.state
             # A polling deployment runs one at a time (flows/serve.py): asked while a
             # poll runs, this run was cancelled; the operator asked for one, so again.
@@ -188,7 +188,8 @@ def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], 
 def _wait_for_end(
     client: Any, run: Any, url: str, started: float, on_state: Callable[[str], None]
 ) -> Any:
-    """The run read again until its state is final (each new state to `on_state`)."""
+    """The run read again until its state is final (each new state to `on_state`);
+    `started`: when it was asked for, for the wait for the flows part to pick it up."""
     seen: str | None = None
     while True:
         run = client.read_flow_run(run.id)

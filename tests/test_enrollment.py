@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from flows.medical.enrollment import enroll_pending
@@ -240,7 +243,7 @@ def test_an_import_between_the_batch_read_and_its_insert_declines_only_that_one(
     ids = {number: stage.enrol(number, name)["enrollment_id"] for number, name in people.items()}
     settings = stage.world.settings
     engine, importer = get_engine(settings), create_engine(settings.database_url)
-    imported = []
+    imported: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def import_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -274,6 +277,94 @@ def test_an_import_between_the_batch_read_and_its_insert_declines_only_that_one(
         lines = session.scalar(select(func.count()).select_from(CreditLine))
     assert lines == 3 + 1  # two enrolments, the import, and the world's own
     assert books_agree(settings)
+
+
+@pytest.mark.parametrize(
+    "settings", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_a_deadlock_with_an_import_is_recorded_again_not_lost(
+    stage: Stage, prefect_harness: None
+) -> None:
+    """An import holding two of the batch's residents, taken in the other order, and
+    the batch's insert deadlock; PostgreSQL aborts one side. Whichever it is, the
+    batch's outcomes are recorded (again, once the import has ended), each resident
+    has one line, and the books agree."""
+    people = {ADULT: "张三", ADULT2: "李四", ADULT3: "王五"}
+    for number, name in people.items():
+        stage.pin(number, name, score=700)
+    ids = {number: stage.enrol(number, name)["enrollment_id"] for number, name in people.items()}
+    settings = stage.world.settings
+    engine, importer = get_engine(settings), create_engine(settings.database_url)
+    holding, imported = threading.Event(), list[str]()
+
+    def run_import() -> None:
+        try:
+            with Session(importer) as other, other.begin():
+                for number in (ADULT3, ADULT):  # the batch inserts ADULT first
+                    open_line(
+                        other,
+                        get_vault(settings),
+                        id_number=number,
+                        name=people[number],
+                        phone=None,
+                        bank_id=stage.world.ids["b1"],
+                        limit_fen=1,
+                        source="import",
+                        now=clock.now(),
+                    )
+                    holding.set()
+                    time.sleep(0.5)
+            imported.append("committed")
+        except OperationalError:  # the deadlock's victim: the import
+            imported.append("aborted")
+
+    threads: list[threading.Thread] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def import_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threads or not statement.startswith("INSERT INTO residents"):
+            return
+        threads.append(threading.Thread(target=run_import))
+        threads[0].start()
+        holding.wait(10)
+
+    try:
+        enroll_pending()  # does not fail
+    finally:
+        event.remove(engine, "before_cursor_execute", import_meanwhile)
+        for thread in threads:
+            thread.join(30)
+        importer.dispose()
+    states = {number: stage.state(ids[number]) for number in people}
+    assert all(state["status"] != "pending" for state in states.values())
+    if imported == ["committed"]:
+        assert states[ADULT]["decline_reason"] == states[ADULT3]["decline_reason"]
+        assert states[ADULT3]["decline_reason"] == "already_enrolled"
+        assert states[ADULT2]["status"] == "approved"
+    else:
+        assert imported == ["aborted"]
+        assert all(state["status"] == "approved" for state in states.values())
+    with unit_of_work(engine) as session:
+        lines = session.scalar(select(func.count()).select_from(CreditLine))
+    assert lines == 3 + 1  # one a resident, and the world's own
+    assert books_agree(settings)
+
+
+def test_one_unreadable_enrolment_costs_only_itself(stage: Stage, prefect_harness: None) -> None:
+    """A row the batch cannot read (its sealed name corrupted) fails the batch; its
+    enrolments are then taken one at a time: that one is left pending, reported as
+    an error, and the others are decided."""
+    stage.pin(ADULT, "张三")
+    stage.pin(ADULT2, "李四")
+    good = stage.enrol(ADULT, "张三")["enrollment_id"]
+    bad = stage.enrol(ADULT2, "李四")["enrollment_id"]
+    with unit_of_work(get_engine(stage.world.settings)) as session:
+        session.get(Enrollment, bad).name_enc = b"not sealed by the vault"  # type: ignore[union-attr]
+    outcome = enroll_pending()
+    assert stage.state(good)["status"] == "approved"
+    assert stage.state(bad)["status"] == "pending"
+    errors = sum(n for kind, n in outcome.items() if kind.startswith("error:"))
+    assert outcome["approved"] == 1 and errors >= 1  # tried again by the next batch
 
 
 def test_requests_are_refused_as_the_contract_says(stage: Stage) -> None:

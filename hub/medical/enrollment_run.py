@@ -4,6 +4,7 @@ its transactions)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from hub.core import clock
@@ -12,6 +13,8 @@ from hub.medical import enrollment
 
 if TYPE_CHECKING:
     from hub.context import HubContext
+
+log = logging.getLogger(__name__)
 
 
 def due(ctx: HubContext, limit: int) -> list[str]:
@@ -23,7 +26,26 @@ def due(ctx: HubContext, limit: int) -> list[str]:
 def decide(
     ctx: HubContext, partners: enrollment.PartnerSystems, enrollment_ids: list[str]
 ) -> dict[str, str]:
-    """Take a batch of pending enrolments as far as they go now; what happened to each."""
+    """Take a batch of pending enrolments as far as they go now; what happened to each.
+    If the batch fails as a whole (one applicant's row cannot be read, the database
+    refuses), its enrolments are taken one at a time, so that one bad row costs only
+    itself ("error:<kind>") and the rest are decided (the partners are asked again
+    under the same keys)."""
+    try:
+        return _decide(ctx, partners, enrollment_ids)
+    except Exception as exc:
+        log.exception("a batch of %d enrolments failed", len(enrollment_ids))
+        if len(enrollment_ids) == 1:
+            return {enrollment_ids[0]: f"error:{type(exc).__name__}"}
+    outcomes: dict[str, str] = {}
+    for enrollment_id in enrollment_ids:
+        outcomes |= decide(ctx, partners, [enrollment_id])
+    return outcomes
+
+
+def _decide(
+    ctx: HubContext, partners: enrollment.PartnerSystems, enrollment_ids: list[str]
+) -> dict[str, str]:
     return enrollment.decide_batch(
         ctx.engine,
         ctx.vault,
