@@ -582,15 +582,15 @@ def flow_runs() -> tuple[dict[str, Counter[str]], float]:
         FlowRunFilterExpectedStartTime,
     )
 
+    from flows.serve import read_all_runs
+
     with get_client(sync_client=True) as client:
         names = {d.id: d.name for d in client.read_deployments()}
         where = FlowRunFilter(
             deployment_id=FlowRunFilterDeploymentId(any_=list(names)),
             expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
         )
-        runs: list[Any] = []
-        while batch := client.read_flow_runs(flow_run_filter=where, limit=200, offset=len(runs)):
-            runs += batch
+        runs = read_all_runs(client, where)
     by_state: dict[str, Counter[str]] = defaultdict(Counter)
     longest = 0.0
     for run in runs:

@@ -146,10 +146,10 @@ def tidy_runs(client: SyncPrefectClient, s: Settings, now: datetime) -> dict[str
         return done  # a fresh Prefect server: nothing left behind
     stale = FlowRunFilterState(type=FlowRunFilterStateType(any_=UNFINISHED))
     by_deployment = FlowRunFilterDeploymentId(any_=list(ours))
-    runs = _all(client, FlowRunFilter(deployment_id=by_deployment, state=stale))
+    runs = read_all_runs(client, FlowRunFilter(deployment_id=by_deployment, state=stale))
     if runs:
         parents = FlowRunFilterParentFlowRunId(any_=[r.id for r in runs])
-        runs += _all(client, FlowRunFilter(parent_flow_run_id=parents, state=stale))
+        runs += read_all_runs(client, FlowRunFilter(parent_flow_run_id=parents, state=stale))
     for run in runs:
         client.set_flow_run_state(
             run.id,
@@ -163,13 +163,14 @@ def tidy_runs(client: SyncPrefectClient, s: Settings, now: datetime) -> dict[str
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
         expected_start_time=FlowRunFilterExpectedStartTime(before_=now),
     )
-    for run in _all(client, missed) if polling else []:
+    for run in read_all_runs(client, missed) if polling else []:
         client.delete_flow_run(run.id)
         done["missed_deleted"] += 1
     return done
 
 
-def _all(client: SyncPrefectClient, where: FlowRunFilter) -> list[Any]:
+def read_all_runs(client: SyncPrefectClient, where: FlowRunFilter) -> list[Any]:
+    """Every flow run the filter matches, read a page at a time."""
     runs: list[Any] = []
     while batch := client.read_flow_runs(flow_run_filter=where, limit=_BATCH, offset=len(runs)):
         runs += batch

@@ -205,6 +205,21 @@ def test_a_partner_that_is_down_postpones_and_the_retry_decides(
     assert stage.state(started["enrollment_id"])["status"] == "approved"
 
 
+def import_line(session: Session, stage: Stage, number: str, name: str) -> str:
+    """A line opened for the resident as an import would (the bank b1, 0.01 yuan)."""
+    return open_line(
+        session,
+        get_vault(stage.world.settings),
+        id_number=number,
+        name=name,
+        phone=None,
+        bank_id=stage.world.ids["b1"],
+        limit_fen=1,
+        source="import",
+        now=clock.now(),
+    ).id
+
+
 def test_an_import_that_wins_the_race_declines_the_enrolment(
     stage: Stage, prefect_harness: None
 ) -> None:
@@ -212,17 +227,7 @@ def test_an_import_that_wins_the_race_declines_the_enrolment(
     started = stage.enrol(ADULT, "张三")
     settings = stage.world.settings
     with unit_of_work(get_engine(settings)) as session:  # a line arrives by import meanwhile
-        open_line(
-            session,
-            get_vault(settings),
-            id_number=ADULT,
-            name="张三",
-            phone=None,
-            bank_id=stage.world.ids["b1"],
-            limit_fen=1,
-            source="import",
-            now=clock.now(),
-        )
+        import_line(session, stage, ADULT, "张三")
     enroll_pending()
     assert stage.state(started["enrollment_id"])["decline_reason"] == "already_enrolled"
 
@@ -250,19 +255,7 @@ def test_an_import_between_the_batch_read_and_its_insert_declines_only_that_one(
         if imported or not statement.startswith("INSERT INTO residents"):
             return
         with Session(importer) as other, other.begin():
-            imported.append(
-                open_line(
-                    other,
-                    get_vault(settings),
-                    id_number=ADULT2,
-                    name="李四",
-                    phone=None,
-                    bank_id=stage.world.ids["b1"],
-                    limit_fen=1,
-                    source="import",
-                    now=clock.now(),
-                ).id
-            )
+            imported.append(import_line(other, stage, ADULT2, "李四"))
 
     try:
         enroll_pending()
@@ -301,17 +294,7 @@ def test_a_deadlock_with_an_import_is_recorded_again_not_lost(
         try:
             with Session(importer) as other, other.begin():
                 for number in (ADULT3, ADULT):  # the batch inserts ADULT first
-                    open_line(
-                        other,
-                        get_vault(settings),
-                        id_number=number,
-                        name=people[number],
-                        phone=None,
-                        bank_id=stage.world.ids["b1"],
-                        limit_fen=1,
-                        source="import",
-                        now=clock.now(),
-                    )
+                    import_line(other, stage, number, people[number])
                     holding.set()
                     time.sleep(0.5)
             imported.append("committed")

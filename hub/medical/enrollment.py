@@ -16,13 +16,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.core import bureau, consent, events
 from hub.core.clock import business_date
 from hub.core.concurrently import each_answer
-from hub.core.db import is_transient, unit_of_work
+from hub.core.db import unit_of_work
 from hub.core.errors import Invalid, not_found
 from hub.core.ids import new_id
 from hub.core.personal_data import Vault, birth_date
@@ -225,9 +225,6 @@ def _age(id_number: str, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-RECORD_ATTEMPTS = 3  # the batch's outcomes written, again after a deadlock
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What the checks and the bank made of one enrolment, to be recorded: declined
@@ -295,16 +292,8 @@ def decide_batch(
             verdicts[who.enrollment_id] = Verdict("bank_declined")
         else:
             verdicts[who.enrollment_id] = Verdict(limit_fen=min(answer.limit_fen, asked))
-    for attempt in range(RECORD_ATTEMPTS):
-        try:
-            outcomes.update(_record(engine, vault, applicants, verdicts, rules, clock))
-            return outcomes
-        except OperationalError as exc:
-            # A deadlock with a writer holding some of the same residents (an import
-            # inserting them in another order): once it has committed, again.
-            if not is_transient(exc) or attempt == RECORD_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    outcomes.update(_record(engine, vault, applicants, verdicts, rules, clock))
+    return outcomes
 
 
 def _check(
