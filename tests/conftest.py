@@ -33,11 +33,15 @@ PG_URL_ENV = "CREDITHUB_TEST_PG_URL"
 PG_SKIP = (
     f"PostgreSQL tests are off: set {PG_URL_ENV}=postgresql+psycopg://root@127.0.0.1:5432/test"
 )
+REDIS_URL_ENV = "CREDITHUB_TEST_REDIS_URL"
+REDIS_SKIP = f"Redis tests are off: set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("CI") and not os.environ.get(PG_URL_ENV):
-        raise pytest.UsageError(f"CI must run the PostgreSQL tests: set {PG_URL_ENV}")
+    if os.environ.get("CI"):
+        for name in (PG_URL_ENV, REDIS_URL_ENV):
+            if not os.environ.get(name):
+                raise pytest.UsageError(f"CI must run the PostgreSQL and Redis tests: set {name}")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +62,16 @@ def pg_database_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis server for limits shared by several processes (the keys each test
+    writes carry its own prefix, so tests do not meet)."""
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        pytest.skip(REDIS_SKIP)
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,23 @@
-"""Real servers in threads, for tests that need real HTTP: the hub, the stand-ins."""
+"""Real servers for tests that need real HTTP: the hub and the stand-ins in
+threads, or the hub's API as its own process (`credithub api`)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 from credithub.threaded_server import free_port, serve
 from hub.settings import Settings
+from tests.crashing import ROOT, settings_environment
 
-__all__ = ["free_port", "live_server", "serve"]
+__all__ = ["api_process", "free_port", "live_server", "serve"]
 
 
 @contextmanager
@@ -18,3 +27,33 @@ def live_server(settings: Settings) -> Iterator[str]:
 
     with serve(create_app(settings)) as base:
         yield base
+
+
+@contextmanager
+def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`credithub api` on `port` with `settings`, once it answers its health check;
+    killed at the end if still running."""
+    environment = {
+        **os.environ,
+        **settings_environment(settings),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # the API starts no flow here
+    }
+    command = [sys.executable, "-m", "credithub.cli", "api", "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the API did not come up in 60 s"
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

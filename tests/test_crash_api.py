@@ -11,15 +11,10 @@ over its limit; the ledger agrees with the lines, loans and payables.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +31,7 @@ from models.loans.tables import LoanRepayment
 from models.medical.tables import Authorization, CreditLine
 from tests.books import books_agree
 from tests.conftest import World, make_world
-from tests.crashing import ROOT, settings_environment
-from tests.live import free_port
+from tests.live import api_process, free_port
 from tests.loans.factory import disbursed_loan
 
 pytestmark = pytest.mark.pg
@@ -66,35 +60,6 @@ class Traffic:
     def acknowledged(self) -> int:
         with self.lock:
             return sum(1 for r in self.answers.values() if r is not None and r.status_code < 300)
-
-
-@contextmanager
-def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    environment = {
-        **os.environ,
-        **settings_environment(settings),
-        "CREDITHUB_RATE_LIMIT_PER_SECOND": "0",
-        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # the API starts no flow here
-    }
-    command = [sys.executable, "-m", "credithub.cli", "api", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up in 60 s"
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 def send(client: httpx.Client, world: World, request: Request) -> httpx.Response | None:

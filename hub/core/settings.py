@@ -34,15 +34,25 @@ class CoreSettings(BaseModel):
 
     # Partners
     rate_limit_per_second: float = 200.0
-    auth_cache_seconds: float = 5.0  # how long a key lookup is trusted in one process
+    # How long a key lookup is trusted in one process: a disabled partner or a
+    # lapsed key is refused by every API process within this time.
+    auth_cache_seconds: float = 5.0
     # Lookups of keys never seen, per client address: a flood of guessed keys
     # stays off the database.
     unknown_key_lookups_per_second: float = 20.0
-    # A partner's requests doing database work at once, per API process; more
+    # A partner's requests doing database work at once (per API process, or over
+    # all of them with `redis_url`); more
     # wait up to `partner_queue_seconds` (then 429), so no partner takes the
     # threads and connections the others need.
     partner_concurrency: int = Field(default=8, ge=0)
     partner_queue_seconds: float = Field(default=2.0, gt=0)
+    # Several API processes: empty keeps the limits above per process (one
+    # process, `up`'s default); a Redis URL makes every process on it count
+    # together (integrations/endpoints/shared_guards.py). A slot's lease is how
+    # long a process killed mid-request keeps its slots taken.
+    redis_url: str = ""
+    redis_key_prefix: str = "credithub"
+    partner_slot_lease_seconds: float = Field(default=10.0, gt=0)
     rotated_key_grace_hours: int = 24
     idempotency_retention_hours: int = 24
 

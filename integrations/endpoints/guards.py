@@ -10,6 +10,9 @@
   its requests doing database work at once (`ConcurrencyLimiter`), so that no
   partner, however fast it sends, can take the threads and connections that
   the others need.
+
+These count per process; `shared_guards.py` has the same limits counted over
+every API process, in Redis.
 """
 
 from __future__ import annotations
@@ -18,11 +21,20 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 from hub.core.partners import Caller, hash_key
 
 _MAX_ENTRIES = 10_000  # per table: the known keys, the unknown keys, the buckets
+
+
+class RateLimits(Protocol):
+    async def check(self, key: str) -> int: ...
+
+
+class ConcurrencyLimits(Protocol):
+    def slot(self, partner_id: str) -> AbstractAsyncContextManager[None]: ...
 
 
 class KeyCache:
@@ -90,6 +102,10 @@ class RateLimiter:
             return max(1, math.ceil((1 - tokens) / self._rate))
         self._buckets[key] = (tokens - 1, now)
         return 0
+
+    async def check(self, key: str) -> int:
+        """`allow`, as the shared limiter (`shared_guards.SharedRateLimiter`) is called."""
+        return self.allow(key)
 
 
 class Busy(Exception):

@@ -31,7 +31,14 @@ from hub.core.errors import FieldError, Forbidden, HubError, Invalid, NotFound, 
 from hub.core.partners import Caller
 from hub.core.personal_data import Vault
 from hub.settings import Settings
-from integrations.endpoints.guards import Busy, ConcurrencyLimiter, KeyCache, RateLimiter
+from integrations.endpoints.guards import (
+    Busy,
+    ConcurrencyLimiter,
+    ConcurrencyLimits,
+    KeyCache,
+    RateLimiter,
+    RateLimits,
+)
 from integrations.endpoints.problems import (
     IdempotencyKeyInvalid,
     IdempotencyKeyMissing,
@@ -45,6 +52,11 @@ from integrations.endpoints.problems import (
     problem_text,
     status_of,
     validation_error,
+)
+from integrations.endpoints.shared_guards import (
+    SharedConcurrencyLimiter,
+    SharedRateLimiter,
+    SharedRedis,
 )
 
 log = logging.getLogger("credithub.api")
@@ -137,15 +149,26 @@ def _response(status: int, text: str, headers: dict[str, str] | None = None) -> 
     return Response(text, status_code=status, media_type=media, headers=headers)
 
 
+def _limits(settings: Settings) -> tuple[RateLimits, RateLimits, ConcurrencyLimits]:
+    """Each partner's rate, the unknown keys' lookups per address, each partner's
+    slots: per process, or shared by every process on the same Redis."""
+    rate, lookups = settings.rate_limit_per_second, settings.unknown_key_lookups_per_second
+    concurrency, wait = settings.partner_concurrency, settings.partner_queue_seconds
+    if not settings.redis_url:
+        return RateLimiter(rate), RateLimiter(lookups), ConcurrencyLimiter(concurrency, wait)
+    shared = SharedRedis(settings.redis_url, settings.redis_key_prefix)
+    return (
+        SharedRateLimiter(shared, "partner", rate),
+        SharedRateLimiter(shared, "lookups", lookups),
+        SharedConcurrencyLimiter(shared, concurrency, wait, settings.partner_slot_lease_seconds),
+    )
+
+
 class Pipeline:
     def __init__(self, ctx: HubContext):
         self.ctx, self.settings, self.vault = ctx, ctx.settings, ctx.vault
         self.keys = KeyCache(ctx.settings.auth_cache_seconds)
-        self.limiter = RateLimiter(ctx.settings.rate_limit_per_second)
-        self.lookups = RateLimiter(ctx.settings.unknown_key_lookups_per_second)
-        self.slots = ConcurrencyLimiter(
-            ctx.settings.partner_concurrency, ctx.settings.partner_queue_seconds
-        )
+        self.limiter, self.lookups, self.slots = _limits(ctx.settings)
 
     async def handle(
         self,
@@ -158,7 +181,7 @@ class Pipeline:
     ) -> Response:
         try:
             caller = await self._authenticate(request)
-            wait = self.limiter.allow(caller.partner_id)
+            wait = await self.limiter.check(caller.partner_id)
             if wait:
                 raise RateLimited(wait)
             if caller.kind not in kinds:
@@ -210,7 +233,7 @@ class Pipeline:
             # from one address, so that guessing keys cannot load the database.
             if not self.keys.was_known(api_key):
                 address = request.client.host if request.client else ""
-                wait = self.lookups.allow(address)
+                wait = await self.lookups.check(address)
                 if wait:
                     raise RateLimited(wait)
             caller = await run_in_threadpool(self._lookup_key, api_key)
