@@ -1,8 +1,9 @@
 """The settlement flow: close the window (when asked), compute it, pay each line.
 
 Coarse tasks: one to compute every closed window, one per bank to pay its
-lines, one to roll the states up. Safe to rerun at any point: a line's intent
-is recorded before the bank is asked, under a key derived from the line.
+lines (several banks at once, each paying several lines at once), one to roll
+the states up. Safe to rerun at any point: a line's intent is recorded before
+the bank is asked, under a key derived from the line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.as_of import runs_as_of
 from flows.medical import artifacts
@@ -23,6 +25,11 @@ from hub.context import hub_context
 from hub.core.money import yuan
 from hub.medical import settlement_run
 from hub.medical.settlement import PayoutOrder
+
+# Banks paid at once, and lines at once per bank: 32 payouts in flight at most,
+# within a process's 40 database connections, and few enough task runs at once
+# for the Prefect server.
+BANKS_AT_ONCE, LINES_AT_ONCE = 4, 8
 
 
 @task(name="close-window")
@@ -45,7 +52,7 @@ def pay_bank(bank_code: str, orders: list[PayoutOrder]) -> dict[str, int]:
     def pay(order: PayoutOrder) -> str:
         return settlement_run.pay(ctx, bank, order)
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=LINES_AT_ONCE) as pool:
         return dict(Counter(pool.map(pay, orders)))
 
 
@@ -66,7 +73,7 @@ def wait_for_close(window_id: str, seconds: float = 30) -> bool:
     return False
 
 
-@flow(name="settlement")
+@flow(name="settlement", task_runner=ThreadPoolTaskRunner(max_workers=BANKS_AT_ONCE))
 @runs_as_of
 def settle(
     close: bool = False, window_id: str | None = None, as_of: date | None = None
@@ -86,9 +93,10 @@ def settle(
         by_bank: dict[str, list[PayoutOrder]] = defaultdict(list)
         for order in settlement_run.orders(ctx, window_id):
             by_bank[order.bank_code].append(order)
+        paying = [pay_bank.submit(code, orders) for code, orders in sorted(by_bank.items())]
         outcome: Counter[str] = Counter()
-        for bank_code, bank_orders in sorted(by_bank.items()):
-            outcome.update(pay_bank(bank_code, bank_orders))
+        for paid in paying:
+            outcome.update(paid.result())
         roll_up(window_id)
         report[window_id] = dict(outcome)
         _artifacts(window_id)
