@@ -73,7 +73,10 @@ def wait_for_close(window_id: str, seconds: float = 30) -> bool:
     return False
 
 
-@flow(name="settlement", task_runner=ThreadPoolTaskRunner(max_workers=BANKS_AT_ONCE))
+@flow(
+    name="settlement",
+    task_runner=ThreadPoolTaskRunner(max_workers=BANKS_AT_ONCE),  # type: ignore[arg-type]  # Prefect's own generics
+)
 @runs_as_of
 def settle(
     close: bool = False, window_id: str | None = None, as_of: date | None = None
