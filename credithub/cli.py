@@ -24,7 +24,7 @@ from hub.core.money import yuan_or_dash
 from hub.core.personal_data import mask_id, normalize_id_number
 from hub.loans import fund
 from hub.medical import line_import, reconciliation_run
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
 app = typer.Typer(
     help="credithub: the credit-based services integration hub.", no_args_is_help=True
@@ -237,6 +237,122 @@ def audit_person(id_number: str) -> None:
         )
     Console().print(table)
     err.print(f"{len(rows)} recorded uses")
+
+
+def _prefect_command(args: list[str], env: dict[str, str]) -> NoReturn:
+    """Become Prefect's own command (signals and exit status are its own)."""
+    from credithub.supervisor import BIN
+
+    sys.stdout.flush()
+    os.execve(str(BIN / "prefect"), [str(BIN / "prefect"), *args], {**os.environ, **env})
+
+
+def _prefect_home(settings: Settings) -> dict[str, str]:
+    home = Path(os.environ.get("PREFECT_HOME") or Path(settings.home) / "prefect")
+    home.mkdir(parents=True, exist_ok=True)
+    return {"PREFECT_HOME": str(home)}
+
+
+def _needs_prefect_api_url() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(
+            "set PREFECT_API_URL to a Prefect server's API, for example "
+            "http://127.0.0.1:4200/api (started with `credithub prefect-server`)"
+        )
+
+
+@app.command("prefect-server")
+def prefect_server(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(4200, help="Port to listen on."),
+    services: bool = typer.Option(
+        True, help="Run the background services in this process (--no-services: apart)."
+    ),
+) -> None:
+    """Run a Prefect API server (and UI) alone: on its own PostgreSQL database when the
+    hub is on PostgreSQL, with Redis messaging when CREDITHUB_REDIS_URL is set."""
+    from credithub import prefect_access, prefect_roles
+    from credithub.supervisor import BIN
+
+    settings = get_settings()
+    try:
+        auth = prefect_access.server_auth(host, os.environ)
+    except prefect_access.OpenServer as exc:
+        _fail(str(exc))
+    env = {
+        **_prefect_home(settings),
+        **prefect_roles.server_environment(settings),
+        **prefect_access.environment(auth),
+    }
+    prefect_roles.ensure_database(
+        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+    )
+    args = ["server", "start", "--host", host, "--port", str(port)]
+    _prefect_command([*args] if services else [*args, "--no-services"], env)
+
+
+@app.command("prefect-services")
+def prefect_services() -> None:
+    """Run Prefect's background services alone (scheduler, automations, late and
+    crashed runs), beside servers started with --no-services."""
+    from credithub import prefect_roles
+    from credithub.supervisor import BIN
+
+    settings = get_settings()
+    env = {**_prefect_home(settings), **prefect_roles.server_environment(settings)}
+    prefect_roles.ensure_database(
+        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+    )
+    _prefect_command(["server", "services", "start"], env)
+
+
+@app.command("deploy")
+def deploy() -> None:
+    """Deploy prefect.yaml's deployments to the `credithub` work pool on PREFECT_API_URL
+    (and the automation that marks a run Crashed when its heartbeats stop)."""
+    import subprocess
+
+    from credithub import prefect_roles
+    from credithub.supervisor import BIN
+
+    _needs_prefect_api_url()
+    settings = get_settings()
+    prefect_roles.ensure_work_pool_and_automation(settings)
+    # Unset, so that prefect.yaml's pull step reads it from each worker at run time.
+    env = {k: v for k, v in os.environ.items() if k != "CREDITHUB_PROJECT_DIR"}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    done = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
+        cwd=prefect_roles.PROJECT_ROOT,
+        env=env,
+    )
+    if done.returncode:
+        _fail("prefect deploy failed (above)", done.returncode)
+    err.print(
+        f"[green]deployed[/green] every deployment of prefect.yaml to the work pool "
+        f"{prefect_roles.WORK_POOL!r}: start workers with `credithub worker`"
+    )
+
+
+@app.command("worker")
+def worker(
+    name: str = typer.Option(None, help="The worker's name (default: host and process id)."),
+) -> None:
+    """Run a worker of the `credithub` work pool: it runs the deployments' flow runs,
+    at most CREDITHUB_FLOW_RUNS_AT_ONCE at once."""
+    import socket
+
+    from credithub import prefect_roles
+
+    _needs_prefect_api_url()
+    settings = get_settings()
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    env = {
+        **prefect_roles.flow_environment(settings),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",  # a run starts within 2 s of being due
+    }
+    args = ["worker", "start", "--pool", prefect_roles.WORK_POOL, "--type", "process"]
+    _prefect_command([*args, "--name", name, "--limit", str(settings.flow_runs_at_once)], env)
 
 
 def _say(line: str) -> None:

@@ -79,20 +79,26 @@ def parse_as_of(text: str | None, today: date, allow_future: bool) -> date | Non
 
 
 def prefect_address(settings: Settings) -> str:
-    """The Prefect server `up` runs (its UI address), checked to answer."""
-    up = read_up_file(Path(settings.home) / "up.json")
-    address = str(up.get("addresses", {}).get("prefect") or "")
-    if not address:
-        raise NotUp(
-            f"the hub is not up (no addresses in {Path(settings.home) / 'up.json'}): "
-            "start it with `credithub up`"
-        )
+    """The Prefect server (its UI address), checked to answer: PREFECT_API_URL's when
+    set (the hub's parts run apart, README "Running the parts apart"), else the
+    one `up` runs, from up.json."""
+    explicit = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if explicit:
+        address = explicit.removesuffix("/api")
+        advice = "start it, or point PREFECT_API_URL at one that runs"
+    else:
+        up = read_up_file(Path(settings.home) / "up.json")
+        address = str(up.get("addresses", {}).get("prefect") or "")
+        advice = "start the hub with `credithub up`"
+        if not address:
+            raise NotUp(
+                f"the hub is not up (no addresses in {Path(settings.home) / 'up.json'}, "
+                "no PREFECT_API_URL): start it with `credithub up`"
+            )
     try:
         httpx.get(f"{address}/api/health", timeout=2).raise_for_status()
     except httpx.HTTPError:
-        raise NotUp(
-            f"the Prefect server at {address} does not answer: start the hub with `credithub up`"
-        ) from None
+        raise NotUp(f"the Prefect server at {address} does not answer: {advice}") from None
     return address
 
 

@@ -70,8 +70,15 @@ class CoreSettings(BaseModel):
     webhook_retry_hours: int = 72
     webhook_interval_seconds: int = 15
 
-    # Flow runs the flow runner (`up`'s flows part, flows/serve.py) runs at once.
+    # Flow runs the flow runner (`up`'s flows part, flows/serve.py) or a worker
+    # (`credithub worker`) runs at once.
     flow_runs_at_once: int = Field(default=4, ge=1)
+    # Prefect's own database (postgresql+asyncpg://...); empty: beside the hub's
+    # when that is PostgreSQL (`<name>_prefect`), else SQLite (credithub/prefect_roles.py).
+    prefect_database_url: str = ""
+    # Every flow run's heartbeat (Prefect's minimum is 30 s); a run that misses
+    # three is marked Crashed (its worker's machine died).
+    flow_heartbeat_seconds: int = Field(default=30, ge=30)
 
     pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
     api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
