@@ -38,6 +38,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 from sqlalchemy import create_engine, func, select, text
 from support import ADMIN_URL, free_port, fresh_database, say  # bench/support.py
 
@@ -87,9 +89,21 @@ class Hub:
     keys: dict[str, str]
     kills: Counter[str] = field(default_factory=Counter)
 
+    apart: bool = False  # the parts run apart: two APIs, two Prefect servers, two workers
+
     @property
     def api(self) -> str:
-        return self.parts["api"].address
+        return self.apis[0]
+
+    @property
+    def apis(self) -> list[str]:
+        """Each API process's base URL (partners spread over them)."""
+        return [p.address for name, p in sorted(self.parts.items()) if name.startswith("api")]
+
+    @property
+    def victims(self) -> list[str]:
+        """The parts the chaos kills in turn: an API and what runs the flows."""
+        return ["api-1", "worker-1"] if self.apart else ["api", "flows"]
 
     def restart(self, name: str) -> None:
         part = self.parts[name]
@@ -97,19 +111,48 @@ class Hub:
         supervisor.wait_healthy(part, 90)
 
     def kill(self, name: str) -> None:
-        """SIGKILL to the part's whole process group, as `kill -9` would."""
+        """SIGKILL to the part's whole process group, as `kill -9` would. A worker is
+        killed as its machine would die: while it runs a flow (if one starts within
+        20 s), together with its flow runs' processes (each in a group of its own)."""
         part = self.parts[name]
         assert part.process is not None
+        doomed = []
+        if name.startswith("worker"):
+            deadline = time.monotonic() + 20
+            while not (doomed := descendants(part.process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.kills[f"{name}'s flow runs"] += len(doomed) > 0
         with contextlib.suppress(ProcessLookupError):
             os.killpg(part.process.pid, signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         part.process.wait()
         self.kills[name] += 1
 
 
-def soak_settings(home: Path, database_url: str, ports: dict[str, int]) -> dict[str, Any]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), however its groups are set."""
+    parents: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(fields[1])].append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def soak_settings(
+    home: Path, database_url: str, ports: dict[str, int], redis_url: str | None = None
+) -> dict[str, Any]:
     """The demo's world (its partners, the stand-ins' addresses), polled more often,
-    with the partners' limits as in production."""
+    with the partners' limits as in production (shared in Redis when `redis_url`)."""
     window = Settings.model_fields["repayment_window_days"].default
+    shared = {"redis_url": redis_url, "redis_key_prefix": f"soak-{uuid.uuid4().hex}"}
     return {
         **overrides(home, database_url, window, ports),
         "secret_key": "credithub-soak-secret",
@@ -117,6 +160,7 @@ def soak_settings(home: Path, database_url: str, ports: dict[str, int]) -> dict[
         "webhook_interval_seconds": 5,
         "enrollment_retry_seconds": 5,
         "rate_limit_per_second": Settings.model_fields["rate_limit_per_second"].default,
+        **(shared if redis_url else {}),
     }
 
 
@@ -168,35 +212,100 @@ def seed_world(settings: Settings, keys: dict[str, str]) -> dict[str, list[str]]
     return {"lines": lines, "loans": loans}
 
 
+def parts_apart(plan: list[supervisor.Part], ports: dict[str, int]) -> list[supervisor.Part]:
+    """The stand-ins of `plan`, and instead of `up`'s one Prefect server, flow runner
+    and API: two Prefect servers with the background services apart, two workers
+    (one on each server) and two API processes (each asking its own server)."""
+    credithub = str(supervisor.BIN / "credithub")
+    prefect = {n: f"http://127.0.0.1:{ports[f'prefect-{n}']}" for n in "ab"}
+
+    def on(server: str, *argv: str) -> list[str]:  # a command talking to one server
+        return ["env", f"PREFECT_API_URL={prefect[server]}/api", credithub, *argv]
+
+    def part(name: str, argv: list[str], health: str, address: str, rank: int) -> supervisor.Part:
+        return supervisor.Part(name, argv, health, address, stop_rank=rank)
+
+    kept = [p for p in plan if p.name not in ("prefect", "flows", "api")]
+    servers = [
+        part(
+            f"prefect-{n}",
+            [credithub, "prefect-server", "--port", str(ports[f"prefect-{n}"]), "--no-services"],
+            f"{prefect[n]}/api/health",
+            prefect[n],
+            4,
+        )
+        for n in "ab"
+    ]
+    services = part("prefect-services", [credithub, "prefect-services"], "", "", 4)
+    services.ready = lambda: True  # it serves nothing: alive is ready
+    workers = [
+        part(f"worker-{n}", on(s, "worker", "--name", f"soak-{n}"), "", "", 0)
+        for n, s in (("1", "a"), ("2", "b"))
+    ]
+    for worker in workers:
+        worker.ready = lambda: True
+    apis = [
+        part(
+            f"api-{n}",
+            on(s, "api", "--port", str(ports[f"api-{n}"])),
+            f"http://127.0.0.1:{ports[f'api-{n}']}/v1/health",
+            f"http://127.0.0.1:{ports[f'api-{n}']}",
+            3,
+        )
+        for n, s in (("1", "a"), ("2", "b"))
+    ]
+    return [*servers, services, *kept, *apis, *workers]
+
+
 @contextlib.contextmanager
-def running_hub(database_url: str, hook_url: str) -> Iterator[Hub]:
+def running_hub(database_url: str, hook_url: str, redis_url: str | None = None) -> Iterator[Hub]:
+    """The hub as `up` runs it; with `redis_url`, its parts apart (`parts_apart`)."""
     home = Path(tempfile.mkdtemp(prefix="credithub-soak-"))
     logs = home / "logs"
     logs.mkdir()
+    apart = redis_url is not None
     names = ["prefect", "api", "bureau", "his", "XMBANK", "XMRCB"]
+    names += ["prefect-a", "prefect-b", "api-1", "api-2"] if apart else []
     ports = {name: free_port() for name in names}
-    changes = soak_settings(home, database_url, ports)
+    changes = soak_settings(home, database_url, ports, redis_url)
     settings = Settings(**changes)
     migrate.upgrade(settings)
     keys = demo.ensure_partners(settings, {}, webhook_url=hook_url)
     up_file = home / "up.json"
     demo.write_up_file(up_file, {"partner_keys": keys})
     plan = supervisor.plan(settings, ports, up_file)
+    prefect_port = ports["prefect-a" if apart else "prefect"]
+    if apart:
+        plan = parts_apart(plan, ports)
     parts = {p.name: p for p in plan}
     env = {
         **os.environ,
-        **supervisor.prefect_env(settings, ports["prefect"]),
+        **supervisor.prefect_env(settings, prefect_port),
         **as_environment(changes),
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     }
-    os.environ.update(supervisor.prefect_env(settings, ports["prefect"]))
+    if apart:  # eleven processes on one PostgreSQL (100 connections) beside the tests'
+        env |= {
+            "CREDITHUB_FLOW_RUNS_AT_ONCE": "2",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "3",
+            "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "4",
+        }
+    os.environ.update(supervisor.prefect_env(settings, prefect_port))
     from flows.serve import schedules
 
     deployments = list(schedules(settings))
-    hub = Hub(settings, parts, env, logs, keys)
+    hub = Hub(settings, parts, env, logs, keys, apart=apart)
     try:
         for part in plan:
+            if part.name == "prefect-services":  # the servers are up: deploy to them
+                deployed = subprocess.run(
+                    [str(supervisor.BIN / "credithub"), "deploy"],
+                    env=env,
+                    stdout=(logs / "deploy.log").open("ab"),
+                    stderr=subprocess.STDOUT,
+                )
+                assert deployed.returncode == 0, (logs / "deploy.log").read_text()[-3000:]
             if part.name == "flows":
                 part.ready = functools.partial(
                     supervisor.deployments_served,
@@ -283,7 +392,8 @@ class Partners:
 def hospital_desk(partners: Partners, world: dict[str, list[str]], seed: int) -> None:
     """Visits: opened, a few charges held, closed with the bill; now and then an enrolment."""
     rng, hospitals = random.Random(seed), [c for k, c, _ in demo.demo_partners() if k == "hospital"]
-    with httpx.Client(base_url=partners.hub.api, timeout=30) as client:
+    api = partners.hub.apis[seed % len(partners.hub.apis)]  # the desks spread over the APIs
+    with httpx.Client(base_url=api, timeout=30) as client:
         for n in itertools.count():
             if partners.stop.is_set():
                 return
@@ -358,7 +468,7 @@ def bank_desk(partners: Partners, world: dict[str, list[str]], seed: int) -> Non
     """Loan repayments of a few yuan, on loans chosen at random."""
     rng = random.Random(seed)
     paid_at = clock.now().isoformat()
-    with httpx.Client(base_url=partners.hub.api, timeout=30) as client:
+    with httpx.Client(base_url=partners.hub.apis[-1], timeout=30) as client:
         for n in itertools.count():
             if partners.stop.is_set():
                 return
@@ -390,9 +500,9 @@ def _resident(n: int) -> str:
 
 
 def chaos(hub: Hub, stop: threading.Event, seed: int, mean_gap_s: float) -> None:
-    """At seeded random moments, SIGKILL the API and the flow runner in turn, then
-    start it again after a random pause."""
-    rng, victims = random.Random(seed), itertools.cycle(["api", "flows"])
+    """At seeded random moments, SIGKILL the API and the flow runner (a worker, when
+    the parts run apart) in turn, then start it again after a random pause."""
+    rng, victims = random.Random(seed), itertools.cycle(hub.victims)
     while not stop.wait(rng.uniform(0.5, 1.5) * mean_gap_s):
         victim = next(victims)
         say(f"  kill -9 {victim}")
@@ -600,23 +710,27 @@ def flow_runs() -> tuple[dict[str, Counter[str]], float]:
     return by_state, longest
 
 
-def soak(minutes: float, seed: int, database: str) -> bool:
-    """Run the soak on a scratch database (dropped after); whether every invariant held."""
+def soak(minutes: float, seed: int, database: str, redis_url: str | None = None) -> bool:
+    """Run the soak on a scratch database (dropped after, and Prefect's beside it);
+    whether every invariant held."""
     url = fresh_database(database)
     try:
-        return run_soak(minutes, seed, url)
+        return run_soak(minutes, seed, url, redis_url)
     finally:
         dispose_engines()
         admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            for name in (database, f"{database}_prefect"):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def run_soak(minutes: float, seed: int, url: str) -> bool:
+def run_soak(minutes: float, seed: int, url: str, redis_url: str | None = None) -> bool:
     receiver = WebhookReceiver()
+    if redis_url:  # Prefect's streams from an earlier run must not reach this one
+        redis.Redis.from_url(redis_url).flushdb()
 
-    with serve(receiver) as hook_url, running_hub(url, hook_url) as hub:
+    with serve(receiver) as hook_url, running_hub(url, hook_url, redis_url) as hub:
         world = seed_world(hub.settings, hub.keys)
         set_faults(hub, {**FAULTS, "seed": seed})
         stop = threading.Event()
@@ -638,7 +752,7 @@ def run_soak(minutes: float, seed: int, url: str) -> bool:
         stop.set()
         for desk in desks:
             desk.join()
-        for name in ("api", "flows"):  # the chaos may have left one down between kill and start
+        for name in hub.victims:  # the chaos may have left one down between kill and start
             part = hub.parts[name]
             if part.process is None or part.process.poll() is not None:
                 hub.restart(name)
@@ -673,6 +787,11 @@ def run_soak(minutes: float, seed: int, url: str) -> bool:
         )
         events_delivered(s)
         found = checks(hub, partners, receiver)
+        if hub.apart:  # collections too, on whichever worker takes it
+            from credithub import runner
+
+            collected = runner.run_now(s, "collections", None)
+            found.append(("collections ran on a worker", collected.ok, collected.state))
         report(minutes, partners, faults, hub.kills, found, flow_runs())
     return all(ok for _, ok, _ in found)
 
@@ -725,8 +844,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10, help="how long the traffic runs")
     parser.add_argument("--seed", type=int, default=1, help="the random choices and the faults")
     parser.add_argument("--database", default=f"credithub_soak_{os.getpid()}")
+    parser.add_argument(
+        "--apart",
+        metavar="REDIS_URL",
+        help="run the parts apart on this Redis database (emptied first: give one of its "
+        "own, e.g. redis://127.0.0.1:6379/15): two APIs, two Prefect servers, two workers",
+    )
     args = parser.parse_args()
-    sys.exit(0 if soak(args.minutes, args.seed, args.database) else 1)
+    sys.exit(0 if soak(args.minutes, args.seed, args.database, args.apart) else 1)
 
 
 if __name__ == "__main__":

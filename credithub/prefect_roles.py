@@ -16,8 +16,10 @@ whole installation:
   background-services process share events, automations and deployment slots.
 - Crashed runs: a worker's machine can die mid-run. Every flow run sends a
   heartbeat every CREDITHUB_FLOW_HEARTBEAT_SECONDS, and `credithub deploy`
-  creates an automation that marks a run Crashed when three heartbeats are
-  missed, which frees its deployment's slot; every flow is safe to rerun.
+  creates automations that mark a run Crashed when three heartbeats are
+  missed, or when it was left Pending or Submitting as long (its worker died
+  while starting it), which frees its deployment's slot; every flow is safe
+  to rerun.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hub.settings import Settings
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORK_POOL = "credithub"
 CRASH_AUTOMATION = "credithub: crash runs whose heartbeats stopped"
+STUCK_AUTOMATION = "credithub: crash runs that never started"
 
 
 def prefect_database_url(settings: Settings) -> str | None:
@@ -126,26 +129,43 @@ def ensure_work_pool_and_automation(settings: Settings) -> None:
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
     missed = timedelta(seconds=3 * settings.flow_heartbeat_seconds)
-    with get_client(sync_client=True) as client:
-        if client.read_automations_by_name(name=CRASH_AUTOMATION):
-            return
-    Automation(
-        name=CRASH_AUTOMATION,
-        description="A run that stops sending heartbeats (its worker's machine died) "
-        "is marked Crashed, which frees its deployment's slot; every flow is safe to rerun.",
-        trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.*"},
-            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=missed,
+    # A run sends heartbeats once it runs; one whose worker died while starting it
+    # is left Pending or Submitting, holding its deployment's slot: crashed too.
+    later_states = [
+        "Running", "Completed", "Failed", "Crashed", "Cancelled", "Cancelling",
+        "Scheduled", "AwaitingRetry", "Late", "Paused", "Suspended",
+    ]  # fmt: skip
+    watches = {
+        CRASH_AUTOMATION: ({"prefect.flow-run.heartbeat"}, {"prefect.flow-run.*"}, "heartbeat"),
+        STUCK_AUTOMATION: (
+            {"prefect.flow-run.Pending", "prefect.flow-run.Submitting"},
+            {f"prefect.flow-run.{state}" for state in later_states},
+            "start",
         ),
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message=f"Marked Crashed: no heartbeat for {missed.seconds} s",
-            )
-        ],
-    ).create()
+    }
+    with get_client(sync_client=True) as client:
+        present = {name for name in watches if client.read_automations_by_name(name=name)}
+    for name, (after, expect, what) in watches.items():
+        if name in present:
+            continue
+        Automation(
+            name=name,
+            description=f"A run with no {what} for {missed.seconds} s (its worker's machine "
+            "died) is marked Crashed, which frees its deployment's slot; every flow is safe "
+            "to rerun.",
+            trigger=EventTrigger(
+                after=after,
+                expect=expect,
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=missed,
+            ),
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    message=f"Marked Crashed: no {what} for {missed.seconds} s",
+                )
+            ],
+        ).create()

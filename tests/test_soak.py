@@ -1,6 +1,9 @@
 """A short soak (bench/soak.py): both programmes under partner faults and `kill -9`s
 of the API and the flow runner, every invariant checked at the end (PostgreSQL,
-real processes: the Prefect server, the stand-ins, the API, the runner)."""
+real processes: the Prefect server, the stand-ins, the API, the runner); then
+the same with the parts apart on PostgreSQL and Redis (two API processes, two
+Prefect servers with their services apart, two workers), killing an API
+process and a worker with its flow runs."""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ import uuid
 
 import pytest
 
-from tests.conftest import PG_URL_ENV
+from tests.conftest import PG_URL_ENV, REDIS_URL_ENV
 from tests.crashing import ROOT
 
 pytestmark = pytest.mark.pg
 
 
-def test_a_short_soak_loses_nothing_and_does_nothing_twice() -> None:
+def _soak(*extra: str) -> str:
+    """bench/soak.py's report of a short soak; the test fails if it found anything wrong."""
     admin_url = os.environ.get(PG_URL_ENV)
     if not admin_url:
         pytest.skip(f"PostgreSQL tests are off: set {PG_URL_ENV}")
@@ -30,10 +34,27 @@ def test_a_short_soak_loses_nothing_and_does_nothing_twice() -> None:
         "CREDITHUB_POOL_SIZE": "8",
     }
     command = [sys.executable, "bench/soak.py", "--minutes", "0.4", "--seed", "3",
-               "--database", database]  # fmt: skip
+               "--database", database, *extra]  # fmt: skip
     done = subprocess.run(
         command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nothing lost, nothing done twice" in done.stdout
-    assert "kill -9: {}" not in done.stdout  # the API or the runner was killed at least once
+    return done.stdout
+
+
+def test_a_short_soak_loses_nothing_and_does_nothing_twice() -> None:
+    report = _soak()
+    assert "kill -9: {}" not in report  # the API or the runner was killed at least once
+
+
+def test_the_parts_apart_lose_nothing_and_do_nothing_twice() -> None:
+    redis_url = os.environ.get(REDIS_URL_ENV)
+    if not redis_url:
+        pytest.skip(f"Redis tests are off: set {REDIS_URL_ENV}")
+    # A database of the soak's own on that server: it empties it first.
+    report = _soak("--apart", redis_url.rsplit("/", 1)[0] + "/15")
+    kills = next(line for line in report.splitlines() if line.startswith("- kill -9:"))
+    assert "'api-1': 1" in kills and "'worker-1': 1" in kills, kills
+    assert "worker-1's flow runs" in kills, kills  # killed mid-run
+    assert "| collections ran on a worker | yes |" in report
