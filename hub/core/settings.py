@@ -73,7 +73,7 @@ class CoreSettings(BaseModel):
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     observe_timeout_seconds: float = Field(default=2.0, gt=0)
-    figures_cache_seconds: float = Field(default=10.0, ge=0)
+    figures_cache_seconds: float = Field(default=30.0, ge=0)
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:
