@@ -1,5 +1,5 @@
 """Starting a deployment's flow run from the API (the Prefect server of `up`), and
-reading how the deployments' runs went (for operators' metrics)."""
+reading how the flows' runs went (for operators' metrics)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ def prefect_api() -> tuple[str, dict[str, str]] | None:
 def runs_by_state(
     api: tuple[str, dict[str, str]], since: datetime, until: datetime, timeout: float
 ) -> dict[tuple[str, str], int]:
-    """(deployment "flow/name", state type) → flow runs expected to start between
-    `since` and `until`: one read of the deployments, then one of each deployment's
-    run history (Prefect's aggregate, one interval). Raises httpx.HTTPError or
-    TimeoutError when Prefect does not answer them all within `timeout`."""
+    """(flow name, state type) → flow runs expected to start between `since` and
+    `until`, deployed or not (`credithub demo` runs flows without deployments): one
+    read of the flows, then one of each flow's run history (Prefect's aggregate, in
+    one interval). Raises httpx.HTTPError or TimeoutError when Prefect does not
+    answer them all within `timeout`."""
     url, headers = api
     deadline = time.monotonic() + timeout
     counts: dict[tuple[str, str], int] = {}
@@ -69,20 +70,18 @@ def runs_by_state(
             answer.raise_for_status()
             return answer.json()
 
-        flows = {f["id"]: f["name"] for f in post("/flows/filter", {})}
-        for deployment in post("/deployments/filter", {}):
-            name = f"{flows.get(deployment['flow_id'], '?')}/{deployment['name']}"
+        for flow in post("/flows/filter", {}):
             history = post(
                 "/flow_runs/history",
                 {
                     "history_start": since.isoformat(),
                     "history_end": until.isoformat(),
                     "history_interval_seconds": max(1.0, (until - since).total_seconds()),
-                    "deployments": {"id": {"any_": [deployment["id"]]}},
+                    "flows": {"id": {"any_": [flow["id"]]}},
                 },
             )
             for interval in history:
                 for state in interval["states"]:
-                    key = (name, str(state["state_type"]).lower())
+                    key = (str(flow["name"]), str(state["state_type"]).lower())
                     counts[key] = counts.get(key, 0) + int(state["count_runs"])
     return counts

@@ -11,7 +11,7 @@ Where each figure is true:
 - holds by state (expired by time included), enrolments, loan applications and
   loans by outcome, settlement lines and amounts: the whole hub's, read from the
   database when scraped (`hub.figures`), since flow workers decide most of them;
-- flow runs by deployment and state: Prefect's, read from its API when scraped.
+- flow runs by flow and state: Prefect's, read from its API when scraped.
 
 A scrape never waits long on either: each read runs on a thread of its own, one
 at a time, and is waited for at most CREDITHUB_OBSERVE_TIMEOUT_SECONDS (the
@@ -187,7 +187,7 @@ def _medical_families(medical: MedicalFigures) -> Iterator[Metric]:
 
 
 class FlowRunsCollector(Collector):
-    """Flow runs by deployment and state, from Prefect's API (absent without one)."""
+    """Flow runs by flow and state, from Prefect's API (absent without one)."""
 
     def __init__(self, snapshot: Snapshot[dict[tuple[str, str], int]]):
         self.snapshot = snapshot
@@ -202,9 +202,9 @@ class FlowRunsCollector(Collector):
         if reading.ok and reading.value is not None:
             yield _gauge(
                 "credithub_flow_runs",
-                "Flow runs expected to start in the last 24 hours, by deployment and state "
+                "Flow runs expected to start in the last 24 hours, by flow and state "
                 "(Prefect's API).",
-                ["deployment", "state"],
+                ["flow", "state"],
                 reading.value,
             )
 
