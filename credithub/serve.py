@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import logging.config
 import os
 import shutil
 from pathlib import Path
@@ -23,8 +21,7 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
     console.print(f"API      http://{host}:{port}/v1   docs http://{host}:{port}/docs")
-    log_config = logs.logging_config(settings.log_format, settings.log_level)
-    logging.config.dictConfig(log_config)
+    logs.configure(settings.log_format, settings.log_level)
     if workers > 1:
         share_metrics(settings.home, port)
     raise_fd_limit(settings.api_max_connections)  # per process: each worker inherits it
@@ -43,7 +40,8 @@ def serve_api(host: str | None = None, port: int | None = None, workers: int = 1
         # asyncio's loop, which accepts up to this many in one go, uvicorn's 2,048
         # let a crowd overshoot the connection cap by as many.
         backlog=512,
-        log_config=log_config,  # each worker's lines as JSON (or text), ours and uvicorn's
+        # Each worker's lines as JSON (or text), ours and uvicorn's alike.
+        log_config=logs.logging_config(settings.log_format, settings.log_level),
         log_level="warning",
         access_log=False,  # the app writes its own, with the route and the partner
     )

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,12 +66,26 @@ class RequestMetrics:
             ("operation",),
             registry=registry,
         )
+        self._series: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.holds_refused = Counter(
             "credithub_holds_refused",
             "Holds and increments refused, by the problem's code (insufficient_credit, ...).",
             ("operation", "reason"),
             registry=registry,
         )
+
+    def series(self, route: str, method: str, kind: str, status: int) -> tuple[Any, Any]:
+        """The request's counter and histogram (looked up once per label set: the
+        client's `labels()` costs microseconds a call, on every request)."""
+        key = (route, method, kind, status)
+        found = self._series.get(key)
+        if found is None:
+            labels = (route, method, kind, str(status))
+            found = self._series[key] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        return found
 
 
 def _route_of(scope: Scope) -> str:
@@ -121,9 +136,9 @@ class ObservedRequests:
         route, method = _route_of(scope), scope["method"]
         state = scope.get("state") or {}
         kind = state.get("partner_kind", "none")
-        labels = (route, method, kind, str(status))
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.latency.labels(*labels).observe(seconds)
+        count, latency = self.metrics.series(route, method, kind, status)
+        count.inc()
+        latency.observe(seconds)
         operation = HOLD_ROUTES.get((method, route))
         if operation is not None and not replayed:
             if status < 300:
