@@ -122,3 +122,13 @@ def test_a_database_that_never_answers_holds_neither_the_scrape_nor_the_probe(
     assert "credithub_figures_up 0.0" in second.text
     assert ready.status_code == 503 and ready.json()["database"] == "unreachable"
     assert elapsed < 10  # not a timing target: it would take minutes if the reads hung it
+
+
+def test_an_app_started_again_still_reads(tmp_path: Path) -> None:
+    """An app's lifespan may run more than once (the conformance tests start one app
+    per partner kind): its reading threads outlive a shutdown."""
+    app = create_app(_sqlite(tmp_path, "head"))
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert client.get("/v1/ready").status_code == 200
+            assert "credithub_figures_up 1.0" in client.get("/metrics").text

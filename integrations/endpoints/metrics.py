@@ -98,9 +98,6 @@ class Snapshot(Generic[T]):
             return
         self.latest = Reading(True, value, time.perf_counter() - started, time.monotonic())
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
     async def refresh(self) -> Reading[T]:
         if self.latest.ok and time.monotonic() - self.latest.at < self.max_age:
             return self.latest
@@ -277,10 +274,9 @@ class Observability:
         return generate_latest(self.registry)
 
     def close(self) -> None:
-        """At the app's shutdown: a worker sharing a port leaves the pool sums."""
-        for snapshot in (self.hub_figures, self.flow_runs, self.ready):
-            if snapshot is not None:
-                snapshot.close()
+        """At the app's shutdown: a worker sharing a port leaves the pool sums. (The
+        reading threads stay: an app may be started again, as tests do, and an idle
+        thread costs nothing.)"""
         if multiprocess_dir() is not None:
             multiprocess.mark_process_dead(os.getpid())
 
