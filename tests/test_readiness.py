@@ -4,7 +4,9 @@ release; and /metrics still answers, at once, when the database does not."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from hub.core import migrate
 from hub.core.db import get_engine
 from hub.settings import Settings
 from integrations.endpoints.app import create_app
+from integrations.endpoints.snapshot import Snapshot
 from tests.conftest import World
 
 
@@ -132,3 +135,25 @@ def test_an_app_started_again_still_reads(tmp_path: Path) -> None:
         with TestClient(app) as client:
             assert client.get("/v1/ready").status_code == 200
             assert "credithub_figures_up 1.0" in client.get("/metrics").text
+
+
+def test_a_late_read_leaves_no_stale_figures_behind() -> None:
+    """Once the last good read is older than it may be shown and the next one is
+    late, the scrape shows nothing (`*_up 0`) rather than the old figures; the late
+    read, when it ends, is shown."""
+    release, answers = threading.Event(), iter([1, 2])
+
+    def read() -> int:
+        value = next(answers)
+        if value == 2:
+            release.wait(5)
+        return value
+
+    snapshot = Snapshot("test", read, max_age=0.0, timeout=0.2)
+    first = asyncio.run(snapshot.refresh())
+    assert (first.ok, first.value) == (True, 1)
+    late = asyncio.run(snapshot.refresh())
+    assert not late.ok and not snapshot.latest.ok
+    release.set()
+    time.sleep(0.2)
+    assert (snapshot.latest.ok, snapshot.latest.value) == (True, 2)
