@@ -24,12 +24,11 @@ cost one read.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI
@@ -55,9 +54,7 @@ from integrations.endpoints import response_schemas
 from integrations.endpoints.observed import RequestMetrics
 from integrations.endpoints.snapshot import Snapshot
 
-log = logging.getLogger("credithub.metrics")
 prometheus_client.disable_created_metrics()  # `_created` series double the count, say little
-T = TypeVar("T")
 FLOW_RUN_WINDOW = timedelta(hours=24)
 FLOW_RUNS_CACHE_SECONDS = 30.0
 
