@@ -39,7 +39,7 @@ from support import (  # bench/support.py (bench/ is on the path: run as a scrip
     say,
 )
 
-from hub.core import clock, migrate, partners
+from hub.core import clock, logs, migrate, partners
 from hub.core.db import dispose_engines, get_engine, unit_of_work
 from hub.core.personal_data import get_vault
 from hub.medical.lines import grant_access, open_line
@@ -122,10 +122,13 @@ def spawn_server(database_url: str, port: int, log: IO[bytes]) -> subprocess.Pop
         "CREDITHUB_RATE_LIMIT_PER_SECOND": "0",
         "CREDITHUB_PARTNER_CONCURRENCY": "0",
     }
+    # Logging as `credithub api` logs: the app's JSON access line for every request.
+    log_config = OUT / "authorizations-logging.json"
+    log_config.write_text(json.dumps(logs.logging_config("json", "INFO")))
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.bench_app:create_bench_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--log-level", "warning", "--no-access-log"],
+         "--log-level", "warning", "--no-access-log", "--log-config", str(log_config)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 

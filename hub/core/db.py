@@ -25,6 +25,7 @@ from hub.core.settings import DEFAULT_SQLITE_FILE
 from hub.settings import Settings, get_settings
 
 _engines: dict[str, Engine] = {}
+_observers: dict[str, Engine] = {}  # operators' reads: `observer_engine`
 
 Transaction: TypeAlias = Session
 """An open unit of work, as the hub hands it to code outside the hub: to pass on
@@ -78,9 +79,43 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 
 def dispose_engines() -> None:
-    for engine in _engines.values():
+    for engine in (*_engines.values(), *_observers.values()):
         engine.dispose()
     _engines.clear()
+    _observers.clear()
+
+
+def observer_engine(settings: Settings, timeout_seconds: float) -> Engine:
+    """An engine of its own for operators' reads (metrics, readiness): one connection,
+    checked before use, and short timeouts to connect and to wait for it, so that a
+    slow or unreachable database fails those reads fast instead of hanging them, and
+    a busy API pool cannot delay them. SQLite has no server to wait for: its engine
+    is the process's own."""
+    url = settings.sqlalchemy_url()
+    if url.startswith("sqlite"):
+        return get_engine(settings)
+    engine = _observers.get(url)
+    if engine is None:
+        engine = _observers[url] = create_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=timeout_seconds,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            connect_args={"connect_timeout": max(1, round(timeout_seconds))},
+        )
+    return engine
+
+
+def run_read_within(engine: Engine, seconds: float, work: Callable[[Transaction], T]) -> T:
+    """`work` in one read-only transaction whose statements PostgreSQL stops after
+    `seconds` (an operator's read must never queue behind the partners' work)."""
+    with unit_of_work(engine, write=False) as session:
+        if engine.dialect.name == "postgresql":
+            ms = max(1, round(seconds * 1000))
+            session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+        return work(session)
 
 
 _binds: dict[tuple[int, bool], Engine] = {}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from hub.core.db import empty_all_tables, get_engine
 from hub.settings import PROJECT_ROOT, Settings, get_settings
@@ -26,6 +30,24 @@ def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+@lru_cache(maxsize=1)
+def heads() -> frozenset[str]:
+    """The newest revisions this code knows (read once: they change with the code)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def schema_state(connection: Connection) -> str:
+    """`current` when the database is at this code's newest revision; `behind` when
+    it is at an older one (or none: never migrated); `ahead` when it names a
+    revision this code does not know (a newer release migrated it)."""
+    found = frozenset(MigrationContext.configure(connection).get_current_heads())
+    if found == heads():
+        return "current"
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {revision.revision for revision in script.walk_revisions()}
+    return "behind" if found <= known else "ahead"
 
 
 def revision(message: str) -> None:

@@ -8,6 +8,7 @@ A mixin of `hub.settings.Settings`: every field keeps its flat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -82,6 +83,14 @@ class CoreSettings(BaseModel):
 
     pool_size: int = Field(default=40, ge=1)  # PostgreSQL connections per process
     api_threads: int = Field(default=40, ge=1)  # the API's worker threads for database work
+
+    # Operators (README, "Metrics and logs"): log lines as JSON objects or text; the
+    # deadline of /metrics' and /v1/ready's reads of the database and of Prefect, and
+    # how long one read of the figures serves later scrapes.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    observe_timeout_seconds: float = Field(default=2.0, gt=0)
+    figures_cache_seconds: float = Field(default=30.0, ge=0)
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

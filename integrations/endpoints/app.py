@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.context import HubContext
+from hub.core import logs
 from hub.core.db import ping
 from hub.settings import Settings, get_settings
 from integrations.endpoints import consents, response_schemas
@@ -32,6 +33,8 @@ from integrations.endpoints.loans import servicing as loan_servicing
 from integrations.endpoints.loans import subsidies as loan_subsidies
 from integrations.endpoints.medical import credit as medical
 from integrations.endpoints.medical import enrollment, settlement
+from integrations.endpoints.metrics import add_operator_routes, observability
+from integrations.endpoints.observed import ObservedRequests
 from integrations.endpoints.pipeline import Pipeline
 from integrations.endpoints.problems import (
     InternalError,
@@ -57,6 +60,7 @@ class RequestIdMiddleware:
             return
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _REQUEST_ID.match(sent) else f"req_{uuid.uuid4().hex}"
+        logs.request_id.set(request_id)  # every line logged for this request carries it
 
         started = False
 
@@ -103,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     ctx = HubContext.of(settings)
     pipeline = Pipeline(ctx)
+    seen = observability(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # can serve at once only contend for the GIL.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         yield
+        seen.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -148,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    add_operator_routes(app, seen)  # GET /metrics and GET /v1/ready (README, Metrics)
     schemas = mount(app, pipeline, medical.routes, "medical credit")
     schemas |= mount(app, pipeline, enrollment.routes, "enrolment")
     schemas |= mount(app, pipeline, consents.routes, "consents")
@@ -179,5 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(ObservedRequests, metrics=seen.requests, after=seen.after_request)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -240,6 +240,7 @@ class Pipeline:
             self.keys.put(api_key, caller)
         if caller is None:
             raise Unauthenticated("the API key is unknown, expired or disabled")
+        request.state.partner_kind, request.state.partner = caller.kind, caller.code  # metrics
         return caller
 
     def _lookup_key(self, api_key: str) -> Caller | None:

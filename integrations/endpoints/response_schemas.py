@@ -452,6 +452,13 @@ _SUBSIDY = obj(
 )
 
 _HEALTH = obj({"status": one_of(("ok", "unavailable"))})
+_READINESS = obj(
+    {
+        "status": one_of(("ready", "unavailable")),
+        "database": one_of(("ok", "unreachable")),
+        "schema": one_of(("current", "behind", "ahead", "unknown")),
+    }
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Authorization": _AUTHORIZATION,
@@ -489,4 +496,5 @@ SCHEMAS: dict[str, Schema] = {
     "Subsidy": _SUBSIDY,
     "SubsidyPage": page("Subsidy"),
     "Health": _HEALTH,
+    "Readiness": _READINESS,
 }
