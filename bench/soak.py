@@ -236,7 +236,7 @@ def parts_apart(plan: list[supervisor.Part], ports: dict[str, int]) -> list[supe
         )
         for n in "ab"
     ]
-    services = part("prefect-services", [credithub, "prefect-services"], "", "", 4)
+    services = part("prefect-services", on("a", "prefect-services"), "", "", 4)
     services.ready = lambda: True  # it serves nothing: alive is ready
     workers = [
         part(f"worker-{n}", on(s, "worker", "--name", f"soak-{n}"), "", "", 0)

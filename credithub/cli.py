@@ -293,9 +293,14 @@ def prefect_server(
 
 @app.command("prefect-services")
 def prefect_services() -> None:
-    """Run Prefect's background services alone (scheduler, automations, late and
-    crashed runs), beside servers started with --no-services."""
-    from credithub import prefect_roles
+    """Run Prefect's background services alone (scheduler, automations, late runs),
+    beside servers started with --no-services; and mark Crashed the runs whose worker
+    died (with PREFECT_API_URL set)."""
+    import signal
+    import subprocess
+    import threading
+
+    from credithub import prefect_roles, stuck_runs
     from credithub.supervisor import BIN
 
     settings = get_settings()
@@ -303,21 +308,35 @@ def prefect_services() -> None:
     prefect_roles.ensure_database(
         settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
     )
-    _prefect_command(["server", "services", "start"], env)
+    services = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "services", "start"], env={**os.environ, **env}
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda sig, _frame: services.send_signal(sig))
+    stop = threading.Event()
+    if os.environ.get("PREFECT_API_URL"):
+        heartbeat = settings.flow_heartbeat_seconds
+        threading.Thread(target=stuck_runs.watch, args=(heartbeat, stop), daemon=True).start()
+    else:
+        err.print(
+            "[yellow]PREFECT_API_URL is not set: runs whose worker died stay Running "
+            "(set it to a Prefect server's API to have them marked Crashed)[/yellow]"
+        )
+    code = services.wait()
+    stop.set()
+    raise typer.Exit(code)
 
 
 @app.command("deploy")
 def deploy() -> None:
-    """Deploy prefect.yaml's deployments to the `credithub` work pool on PREFECT_API_URL
-    (and the automation that marks a run Crashed when its heartbeats stop)."""
+    """Deploy prefect.yaml's deployments to the `credithub` work pool on PREFECT_API_URL."""
     import subprocess
 
     from credithub import prefect_roles
     from credithub.supervisor import BIN
 
     _needs_prefect_api_url()
-    settings = get_settings()
-    prefect_roles.ensure_work_pool_and_automation(settings)
+    prefect_roles.ensure_work_pool()
     # Unset, so that prefect.yaml's pull step reads it from each worker at run time.
     env = {k: v for k, v in os.environ.items() if k != "CREDITHUB_PROJECT_DIR"}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}

@@ -15,11 +15,10 @@ whole installation:
   when CREDITHUB_REDIS_URL is set: how several Prefect servers and one
   background-services process share events, automations and deployment slots.
 - Crashed runs: a worker's machine can die mid-run. Every flow run sends a
-  heartbeat every CREDITHUB_FLOW_HEARTBEAT_SECONDS, and `credithub deploy`
-  creates automations that mark a run Crashed when three heartbeats are
-  missed, or when it was left Pending or Submitting as long (its worker died
-  while starting it), which frees its deployment's slot; every flow is safe
-  to rerun.
+  heartbeat every CREDITHUB_FLOW_HEARTBEAT_SECONDS, and `credithub
+  prefect-services` marks Crashed a run that misses three, or that was left
+  Pending as long (credithub/stuck_runs.py), which frees its deployment's
+  slot; every flow is safe to rerun.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
@@ -36,8 +34,6 @@ from hub.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORK_POOL = "credithub"
-CRASH_AUTOMATION = "credithub: crash runs whose heartbeats stopped"
-STUCK_AUTOMATION = "credithub: crash runs that never started"
 
 
 def prefect_database_url(settings: Settings) -> str | None:
@@ -114,58 +110,11 @@ def ensure_database(settings: Settings, upgrade: list[str]) -> None:
         admin.dispose()
 
 
-def ensure_work_pool_and_automation(settings: Settings) -> None:
-    """The `credithub` process work pool, and the automation that crashes runs whose
-    heartbeats stopped: made once, found again on every later call."""
-    from prefect.automations import Automation
+def ensure_work_pool() -> None:
+    """The `credithub` process work pool: made once, found again on every later call."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
-    missed = timedelta(seconds=3 * settings.flow_heartbeat_seconds)
-    # A run sends heartbeats once it runs; one whose worker died while starting it
-    # is left Pending or Submitting, holding its deployment's slot: crashed too.
-    later_states = [
-        "Running", "Completed", "Failed", "Crashed", "Cancelled", "Cancelling",
-        "Scheduled", "AwaitingRetry", "Late", "Paused", "Suspended",
-    ]  # fmt: skip
-    watches = {
-        CRASH_AUTOMATION: ({"prefect.flow-run.heartbeat"}, {"prefect.flow-run.*"}, "heartbeat"),
-        STUCK_AUTOMATION: (
-            {"prefect.flow-run.Pending", "prefect.flow-run.Submitting"},
-            {f"prefect.flow-run.{state}" for state in later_states},
-            "start",
-        ),
-    }
-    with get_client(sync_client=True) as client:
-        present = {name for name in watches if client.read_automations_by_name(name=name)}
-    for name, (after, expect, what) in watches.items():
-        if name in present:
-            continue
-        Automation(
-            name=name,
-            description=f"A run with no {what} for {missed.seconds} s (its worker's machine "
-            "died) is marked Crashed, which frees its deployment's slot; every flow is safe "
-            "to rerun.",
-            trigger=EventTrigger(
-                after=after,
-                expect=expect,
-                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=missed,
-            ),
-            actions=[
-                ChangeFlowRunState(
-                    state=StateType.CRASHED,
-                    message=f"Marked Crashed: no {what} for {missed.seconds} s",
-                )
-            ],
-        ).create()

@@ -47,3 +47,23 @@ def test_workers_send_heartbeats_and_find_the_project() -> None:
     env = prefect_roles.flow_environment(_settings())
     assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
     assert (Path(env["CREDITHUB_PROJECT_DIR"]) / "prefect.yaml").is_file()
+
+
+def test_runs_a_dead_worker_left_are_found_and_no_others() -> None:
+    from datetime import UTC, datetime, timedelta
+    from uuid import uuid4
+
+    from credithub.stuck_runs import RunState, stuck
+
+    now, patience = datetime(2026, 12, 4, 12, 0, tzinfo=UTC), timedelta(seconds=90)
+    old, new = now - timedelta(seconds=91), now - timedelta(seconds=89)
+    runs = {
+        "never started": RunState(uuid4(), "PENDING", old),
+        "just picked up": RunState(uuid4(), "PENDING", new),
+        "running, beating": RunState(uuid4(), "RUNNING", old),
+        "running, silent": RunState(uuid4(), "RUNNING", old),
+        "just started, silent": RunState(uuid4(), "RUNNING", new),
+    }
+    beating = {runs["running, beating"].id}
+    found = stuck(runs.values(), beating, now, patience)
+    assert found == [runs["never started"].id, runs["running, silent"].id]
