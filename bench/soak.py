@@ -121,7 +121,8 @@ class Hub:
             deadline = time.monotonic() + 20
             while not (doomed := descendants(part.process.pid)) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            self.kills[f"{name}'s flow runs"] += len(doomed) > 0
+            if doomed:
+                self.kills[f"{name}'s flow runs"] += 1
         with contextlib.suppress(ProcessLookupError):
             os.killpg(part.process.pid, signal.SIGKILL)
         for pid in doomed:
@@ -501,9 +502,13 @@ def _resident(n: int) -> str:
 
 def chaos(hub: Hub, stop: threading.Event, seed: int, mean_gap_s: float) -> None:
     """At seeded random moments, SIGKILL the API and the flow runner (a worker, when
-    the parts run apart) in turn, then start it again after a random pause."""
+    the parts run apart) in turn, each at least once, then start it again after a
+    random pause."""
     rng, victims = random.Random(seed), itertools.cycle(hub.victims)
-    while not stop.wait(rng.uniform(0.5, 1.5) * mean_gap_s):
+    for n in itertools.count():
+        # Each victim at least once, however short the soak.
+        if stop.wait(rng.uniform(0.5, 1.5) * mean_gap_s) and n >= len(hub.victims):
+            return
         victim = next(victims)
         say(f"  kill -9 {victim}")
         hub.kill(victim)

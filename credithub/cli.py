@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from credithub import prefect_access
 from credithub.runner import FLOWS
 from credithub.views import artifact_view, deposit_line, fen_of_yuan, mismatch_table
 from hub.context import hub_context
@@ -81,6 +82,8 @@ def api(
     """Run the API alone (migrations first)."""
     from credithub.serve import serve_api
 
+    # An operator's settlement close asks Prefect for a run: with its auth string.
+    os.environ.update(prefect_access.environment(prefect_access.client_auth(os.environ)))
     migrate.upgrade()
     serve_api(host, port, workers)
 
@@ -261,6 +264,36 @@ def _needs_prefect_api_url() -> None:
         )
 
 
+def _hidden(url: str | None) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True) if url else "SQLite"
+
+
+def _prefect_database(settings: Settings) -> None:
+    """Prefect's database created and at head, or a failure that says what to do."""
+    import subprocess
+
+    from sqlalchemy.exc import DBAPIError
+
+    from credithub import prefect_roles
+    from credithub.supervisor import BIN
+
+    upgrade = [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+    try:
+        prefect_roles.ensure_database(settings, upgrade)
+    except DBAPIError as exc:
+        _fail(
+            f"could not create or reach Prefect's database "
+            f"({_hidden(prefect_roles.prefect_database_url(settings))}): "
+            f"{type(exc.orig).__name__}. "
+            "Create it (CREATE DATABASE, owned by this user), or name another with "
+            "CREDITHUB_PREFECT_DATABASE_URL"
+        )
+    except subprocess.CalledProcessError:
+        _fail(f"migrating Prefect's database failed: run `{' '.join(upgrade)}` to see why")
+
+
 @app.command("prefect-server")
 def prefect_server(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -272,7 +305,6 @@ def prefect_server(
     """Run a Prefect API server (and UI) alone: on its own PostgreSQL database when the
     hub is on PostgreSQL, with Redis messaging when CREDITHUB_REDIS_URL is set."""
     from credithub import prefect_access, prefect_roles
-    from credithub.supervisor import BIN
 
     settings = get_settings()
     try:
@@ -284,9 +316,7 @@ def prefect_server(
         **prefect_roles.server_environment(settings),
         **prefect_access.environment(auth),
     }
-    prefect_roles.ensure_database(
-        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
-    )
+    _prefect_database(settings)
     args = ["server", "start", "--host", host, "--port", str(port)]
     _prefect_command([*args] if services else [*args, "--no-services"], env)
 
@@ -305,9 +335,7 @@ def prefect_services() -> None:
 
     settings = get_settings()
     env = {**_prefect_home(settings), **prefect_roles.server_environment(settings)}
-    prefect_roles.ensure_database(
-        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
-    )
+    _prefect_database(settings)
     services = subprocess.Popen(
         [str(BIN / "prefect"), "server", "services", "start"], env={**os.environ, **env}
     )
@@ -340,6 +368,7 @@ def deploy() -> None:
     # Unset, so that prefect.yaml's pull step reads it from each worker at run time.
     env = {k: v for k, v in os.environ.items() if k != "CREDITHUB_PROJECT_DIR"}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    env |= prefect_access.environment(prefect_access.client_auth(os.environ))
     done = subprocess.run(
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
         cwd=prefect_roles.PROJECT_ROOT,
@@ -368,6 +397,7 @@ def worker(
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     env = {
         **prefect_roles.flow_environment(settings),
+        **prefect_access.environment(prefect_access.client_auth(os.environ)),
         "PREFECT_WORKER_QUERY_SECONDS": "2",  # a run starts within 2 s of being due
     }
     args = ["worker", "start", "--pool", prefect_roles.WORK_POOL, "--type", "process"]

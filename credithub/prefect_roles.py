@@ -81,8 +81,9 @@ def flow_environment(settings: Settings) -> dict[str, str]:
 
 def ensure_database(settings: Settings, upgrade: list[str]) -> None:
     """Create Prefect's PostgreSQL database if missing, then run `upgrade` (Prefect's
-    own migration command) holding an advisory lock, so that servers started at
-    once migrate one after the other. Nothing for SQLite (the server migrates it)."""
+    own migration command), holding an advisory lock, so that servers started at
+    once create and migrate it one after the other. Nothing for SQLite (the server
+    migrates it). Raises DBAPIError or CalledProcessError."""
     import subprocess
 
     database = prefect_database_url(settings)
@@ -95,13 +96,15 @@ def ensure_database(settings: Settings, upgrade: list[str]) -> None:
     key = zlib.crc32(f"credithub prefect upgrade {url.database}".encode())
     try:
         with admin.connect() as conn:
-            exists = conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            )
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
+                exists = conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                    {"name": url.database},
+                )
+                if not exists:
+                    name = conn.dialect.identifier_preparer.quote(str(url.database))
+                    conn.exec_driver_sql(f"CREATE DATABASE {name}")
                 env = {**os.environ, **server_environment(settings)}
                 subprocess.run(upgrade, env=env, check=True, stdout=subprocess.DEVNULL)
             finally:

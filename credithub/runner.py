@@ -152,7 +152,8 @@ def _run(address: str, name: str, as_of: date | None, on_state: Callable[[str], 
             except ObjectNotFound:
                 raise NotUp(
                     f"the Prefect server at {address} has no deployment {name}: "
-                    "is `credithub up` running (its flows part serves the deployments)?"
+                    "is `credithub up` running (its flows part serves the deployments), "
+                    "or, with the parts apart, has `credithub deploy` run?"
                 ) from None
             url = f"{address}/runs/flow-run/{run.id}"
             on_state(f"started {run.name}: {url}")
@@ -210,6 +211,7 @@ def _wait_for_end(
         ):
             raise NotUp(
                 f"nothing started the run in {START_WITHIN_S} s: is `credithub up` "
-                f"still running its flows part? The run waits at {url}"
+                f"still running its flows part (or, with the parts apart, a "
+                f"`credithub worker`)? The run waits at {url}"
             )
         time.sleep(1)

@@ -79,7 +79,7 @@ def _beating(client: Any, since: datetime) -> set[UUID]:
     where = EventFilter(
         event=EventNameFilter(name=[HEARTBEAT]), occurred=EventOccurredFilter(since=since)
     )
-    page = client.read_events(filter=where, limit=200)
+    page = client.read_events(filter=where, limit=50)  # the most a page holds
     beating: set[UUID] = set()
     while True:
         for event in page.events:
@@ -117,4 +117,4 @@ def watch(heartbeat_seconds: int, stop: threading.Event) -> None:
         try:
             reap(patience)
         except Exception as exc:  # the server restarting, say: the next round tries again
-            log.warning("could not look for stuck runs: %s", type(exc).__name__)
+            log.warning("could not look for stuck runs: %s: %s", type(exc).__name__, exc)

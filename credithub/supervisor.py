@@ -35,7 +35,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from credithub import demo, prefect_access
+from credithub import demo, prefect_access, prefect_roles
 from hub.core import migrate
 from hub.settings import Settings, get_settings
 
@@ -328,6 +328,8 @@ def run_all() -> None:
     env = {
         **os.environ,
         **prefect_env(settings, ports["prefect"], auth),
+        # Prefect's state beside the hub's when the hub is on PostgreSQL.
+        **prefect_roles.server_environment(settings),
         "CREDITHUB_HOME": str(home),
         "CREDITHUB_BANK_SYSTEMS": json.dumps(bank_systems),
         "CREDITHUB_HOSPITAL_SYSTEMS": json.dumps(hospital_systems),
@@ -336,6 +338,9 @@ def run_all() -> None:
         "[bold]credithub up[/bold]: migrations, then every part (logs in .credithub/logs)"
     )
     migrate.upgrade(settings)
+    prefect_roles.ensure_database(
+        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+    )
     keys = demo.ensure_partners(settings, previous.get("partner_keys", {}), webhook_url=None)
     content = {
         "partner_keys": keys,

@@ -15,6 +15,7 @@ from datetime import date
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.as_of import runs_as_of
@@ -97,6 +98,7 @@ def settle(
         for order in settlement_run.orders(ctx, window_id):
             by_bank[order.bank_code].append(order)
         paying = [pay_bank.submit(code, orders) for code, orders in sorted(by_bank.items())]
+        wait(paying)  # every bank's task ends before one's failure ends the run
         outcome: Counter[str] = Counter()
         for paid in paying:
             outcome.update(paid.result())

@@ -25,6 +25,7 @@ import logging
 import math
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -42,6 +43,8 @@ T = TypeVar("T")
 # own limits after Redis failed it.
 _TIMEOUT = 0.25
 _FALLBACK = 1.0
+# Connections to Redis per process and event loop.
+_CONNECTIONS = 64
 # A partner waiting for a slot asks again after these pauses (then every 20 ms).
 _POLL = (0.001, 0.002, 0.005, 0.01, 0.02)
 
@@ -76,33 +79,53 @@ class SharedRedis:
     the fallback switch every shared limit consults."""
 
     def __init__(self, url: str, prefix: str):
+        aioredis.ConnectionPool.from_url(url)  # a malformed URL fails here, at start
         self.url, self.prefix = url, prefix
-        self._clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
         self._down_until = 0.0
 
     def client(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            if len(self._clients) > 8:  # loops of finished tests
-                self._clients.clear()
-            client = self._clients[loop] = aioredis.Redis.from_url(
-                self.url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
+            # A burst waits for one of the connections rather than failing as if
+            # Redis were down.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=_CONNECTIONS,
+                timeout=_TIMEOUT,
+                socket_timeout=_TIMEOUT,
+                socket_connect_timeout=_TIMEOUT,
             )
+            client = self._clients[loop] = aioredis.Redis(connection_pool=pool)
         return client
+
+    def is_down(self) -> bool:
+        """Whether Redis failed in the last second (the limits are per process meanwhile)."""
+        return time.monotonic() < self._down_until
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def call(self, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T | None:
-        """`work`'s answer, or None when Redis is down (then, for a second, without asking)."""
-        if time.monotonic() < self._down_until:
+    async def call(
+        self, work: Callable[[aioredis.Redis], Awaitable[T]], always: bool = False
+    ) -> T | None:
+        """`work`'s answer, or None when Redis failed it (then, for a second, None
+        without asking, unless `always`: giving a slot back is always tried)."""
+        if self.is_down() and not always:
             return None
         try:
             return await asyncio.wait_for(work(self.client()), _TIMEOUT * 2)
         except (RedisError, OSError, TimeoutError) as exc:
+            if time.monotonic() >= self._down_until:  # once per outage, not per request
+                log.warning(
+                    "redis at CREDITHUB_REDIS_URL failed (%s): limits per process for %g s",
+                    type(exc).__name__,
+                    _FALLBACK,
+                )
             self._down_until = time.monotonic() + _FALLBACK
-            log.warning("redis unreachable (%s): limits per process for now", type(exc).__name__)
             return None
 
 
@@ -144,16 +167,18 @@ class SharedConcurrencyLimiter:
             yield
             return
         leases, token = self._shared.key("slots", partner_id), uuid.uuid4().hex
-        taken = await self._take(leases, token)
-        if taken is None:  # Redis is down: this process's own slots
-            async with self._local.slot(partner_id):
-                yield
-            return
+        asked = not self._shared.is_down()
         try:
-            yield
+            if await self._take(leases, token) is None:  # Redis failed: this process's slots
+                async with self._local.slot(partner_id):
+                    yield
+            else:
+                yield
         finally:
-            # On failure the lease runs out by itself.
-            await self._shared.call(lambda r: r.zrem(leases, token))
+            # Given back even after a take that failed (Redis may have run it before
+            # the answer was lost); if this fails too, the lease runs out by itself.
+            if asked:
+                await self._shared.call(lambda r: r.zrem(leases, token), always=True)
 
     async def _take(self, leases: str, token: str) -> bool | None:
         """True once a lease is ours; None if Redis is down; Busy after the wait."""
