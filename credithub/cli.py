@@ -95,9 +95,11 @@ def up() -> None:
     from credithub.supervisor import run_all
 
     os.environ.pop(clock.CLOCK_FILE_VARIABLE, None)  # the simulated clock is the demo's only
+    from hub.core.prefect_database import Unavailable
+
     try:
         run_all()
-    except OpenServer as exc:
+    except (OpenServer, Unavailable) as exc:
         _fail(str(exc))
 
 
@@ -246,7 +248,6 @@ def _prefect_command(args: list[str], env: dict[str, str]) -> NoReturn:
     """Become Prefect's own command (signals and exit status are its own)."""
     from credithub.supervisor import BIN
 
-    sys.stdout.flush()
     os.execve(str(BIN / "prefect"), [str(BIN / "prefect"), *args], {**os.environ, **env})
 
 
@@ -264,34 +265,16 @@ def _needs_prefect_api_url() -> None:
         )
 
 
-def _hidden(url: str | None) -> str:
-    from sqlalchemy import make_url
-
-    return make_url(url).render_as_string(hide_password=True) if url else "SQLite"
-
-
-def _prefect_database(settings: Settings) -> None:
+def _prefect_database(settings: Settings, env: dict[str, str]) -> None:
     """Prefect's database created and at head, or a failure that says what to do."""
-    import subprocess
-
-    from sqlalchemy.exc import DBAPIError
-
-    from credithub import prefect_roles
     from credithub.supervisor import BIN
+    from hub.core import prefect_database
 
     upgrade = [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
     try:
-        prefect_roles.ensure_database(settings, upgrade)
-    except DBAPIError as exc:
-        _fail(
-            f"could not create or reach Prefect's database "
-            f"({_hidden(prefect_roles.prefect_database_url(settings))}): "
-            f"{type(exc.orig).__name__}. "
-            "Create it (CREATE DATABASE, owned by this user), or name another with "
-            "CREDITHUB_PREFECT_DATABASE_URL"
-        )
-    except subprocess.CalledProcessError:
-        _fail(f"migrating Prefect's database failed: run `{' '.join(upgrade)}` to see why")
+        prefect_database.ensure_database(settings, upgrade, {**os.environ, **env})
+    except prefect_database.Unavailable as exc:
+        _fail(str(exc))
 
 
 @app.command("prefect-server")
@@ -316,7 +299,7 @@ def prefect_server(
         **prefect_roles.server_environment(settings),
         **prefect_access.environment(auth),
     }
-    _prefect_database(settings)
+    _prefect_database(settings, env)
     args = ["server", "start", "--host", host, "--port", str(port)]
     _prefect_command([*args] if services else [*args, "--no-services"], env)
 
@@ -335,7 +318,7 @@ def prefect_services() -> None:
 
     settings = get_settings()
     env = {**_prefect_home(settings), **prefect_roles.server_environment(settings)}
-    _prefect_database(settings)
+    _prefect_database(settings, env)
     services = subprocess.Popen(
         [str(BIN / "prefect"), "server", "services", "start"], env={**os.environ, **env}
     )

@@ -8,9 +8,8 @@ whole installation:
 
 - Prefect's database: CREDITHUB_PREFECT_DATABASE_URL, or, when the hub is on
   PostgreSQL, a database of Prefect's own beside the hub's (`<name>_prefect`,
-  created on first start). The schema is brought to head by whichever server
-  starts first, under an advisory lock, so servers started together do not
-  race; SQLite under PREFECT_HOME otherwise (one server: `up`'s default).
+  created and migrated on first start: hub/core/prefect_database.py); SQLite
+  under PREFECT_HOME otherwise (one server: `up`'s default).
 - Messaging, the docket and concurrency leases in Redis (`prefect-redis`)
   when CREDITHUB_REDIS_URL is set: how several Prefect servers and one
   background-services process share events, automations and deployment slots.
@@ -24,27 +23,13 @@ whole installation:
 from __future__ import annotations
 
 import contextlib
-import os
-import zlib
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
-
+from hub.core.prefect_database import prefect_database_url
 from hub.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORK_POOL = "credithub"
-
-
-def prefect_database_url(settings: Settings) -> str | None:
-    """Prefect's own database (SQLAlchemy URL, asyncpg), or None for SQLite."""
-    if settings.prefect_database_url:
-        return settings.prefect_database_url
-    hub = make_url(settings.sqlalchemy_url())
-    if hub.get_backend_name() != "postgresql":
-        return None
-    own = hub.set(drivername="postgresql+asyncpg", database=f"{hub.database}_prefect")
-    return own.render_as_string(hide_password=False)
 
 
 def server_environment(settings: Settings) -> dict[str, str]:
@@ -53,7 +38,8 @@ def server_environment(settings: Settings) -> dict[str, str]:
     database = prefect_database_url(settings)
     if database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
-        env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"  # ensure_database does it
+        # Migrated before a server starts, one at a time (hub/core/prefect_database.py).
+        env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
     if settings.redis_url:
         env |= {
             "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
@@ -77,40 +63,6 @@ def flow_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
-
-
-def ensure_database(settings: Settings, upgrade: list[str]) -> None:
-    """Create Prefect's PostgreSQL database if missing, then run `upgrade` (Prefect's
-    own migration command), holding an advisory lock, so that servers started at
-    once create and migrate it one after the other. Nothing for SQLite (the server
-    migrates it). Raises DBAPIError or CalledProcessError."""
-    import subprocess
-
-    database = prefect_database_url(settings)
-    if database is None:
-        return
-    url = make_url(database).set(drivername="postgresql+psycopg")
-    # The lock is taken in the server's `postgres` database: in Prefect's own, a
-    # session waiting for it would hold up the migration's CREATE INDEX CONCURRENTLY.
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    key = zlib.crc32(f"credithub prefect upgrade {url.database}".encode())
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                exists = conn.scalar(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                    {"name": url.database},
-                )
-                if not exists:
-                    name = conn.dialect.identifier_preparer.quote(str(url.database))
-                    conn.exec_driver_sql(f"CREATE DATABASE {name}")
-                env = {**os.environ, **server_environment(settings)}
-                subprocess.run(upgrade, env=env, check=True, stdout=subprocess.DEVNULL)
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-    finally:
-        admin.dispose()
 
 
 def ensure_work_pool() -> None:

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from credithub import demo, prefect_access, prefect_roles
-from hub.core import migrate
+from hub.core import migrate, prefect_database
 from hub.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -338,8 +338,8 @@ def run_all() -> None:
         "[bold]credithub up[/bold]: migrations, then every part (logs in .credithub/logs)"
     )
     migrate.upgrade(settings)
-    prefect_roles.ensure_database(
-        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"]
+    prefect_database.ensure_database(
+        settings, [str(BIN / "prefect"), "server", "database", "upgrade", "-y"], env
     )
     keys = demo.ensure_partners(settings, previous.get("partner_keys", {}), webhook_url=None)
     content = {
