@@ -4,10 +4,11 @@ threads, or the hub's API as its own process (`credithub api`)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,23 +31,35 @@ def live_server(settings: Settings) -> Iterator[str]:
 
 
 @contextmanager
-def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`credithub api` on `port` with `settings`, once it answers its health check;
-    killed at the end if still running."""
+def api_process(
+    settings: Settings,
+    port: int,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    ready: str = "/v1/health",
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`credithub api --port PORT ARGS` with `settings` (and `env` over them), once
+    `ready` answers 200; stopped at the end with its workers (SIGTERM to its process
+    group, so its log is complete; SIGKILL after 30 s) if still running."""
     environment = {
         **os.environ,
         **settings_environment(settings),
         "PREFECT_API_URL": "http://127.0.0.1:9/api",  # the API starts no flow here
+        **(env or {}),
     }
-    command = [sys.executable, "-m", "credithub.cli", "api", "--port", str(port)]
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each API process keeps its own
+    command = [sys.executable, "-m", "credithub.cli", "api", "--port", str(port), *args]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=out, stderr=out, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -55,5 +68,9 @@ def api_process(settings: Settings, port: int, log: Path) -> Iterator[subprocess
         yield process
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
         process.wait()
