@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from credithub import prefect_roles
+from hub.core import prefect_database
 from hub.settings import Settings
 
 
@@ -15,7 +16,7 @@ def _settings(**changes: str) -> Settings:
 
 def test_prefect_keeps_its_state_beside_the_hub_on_postgresql() -> None:
     hub = _settings(database_url="postgresql+psycopg://hub:pw@db:5432/credithub")
-    assert prefect_roles.prefect_database_url(hub) == (
+    assert prefect_database.prefect_database_url(hub) == (
         "postgresql+asyncpg://hub:pw@db:5432/credithub_prefect"
     )
     env = prefect_roles.server_environment(hub)
@@ -25,12 +26,12 @@ def test_prefect_keeps_its_state_beside_the_hub_on_postgresql() -> None:
         database_url="postgresql+psycopg://hub@db/credithub",
         prefect_database_url="postgresql+asyncpg://p@other/prefect",
     )
-    assert prefect_roles.prefect_database_url(named) == "postgresql+asyncpg://p@other/prefect"
+    assert prefect_database.prefect_database_url(named) == "postgresql+asyncpg://p@other/prefect"
 
 
 def test_on_sqlite_prefect_keeps_its_own_sqlite() -> None:
     env = prefect_roles.server_environment(_settings())
-    assert prefect_roles.prefect_database_url(_settings()) is None
+    assert prefect_database.prefect_database_url(_settings()) is None
     assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in env
     assert "PREFECT_MESSAGING_BROKER" not in env  # one server: in-memory messaging
 

@@ -28,7 +28,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -168,8 +168,9 @@ class SharedConcurrencyLimiter:
             return
         leases, token = self._shared.key("slots", partner_id), uuid.uuid4().hex
         asked = not self._shared.is_down()
+        taken = await self._take(leases, token)  # Busy: refused, nothing leased
         try:
-            if await self._take(leases, token) is None:  # Redis failed: this process's slots
+            if taken is None:  # Redis failed: this process's own slots
                 async with self._local.slot(partner_id):
                     yield
             else:
@@ -185,7 +186,9 @@ class SharedConcurrencyLimiter:
         deadline = time.monotonic() + self._wait
         pauses = iter(_POLL)
         while True:
-            taken = await self._shared.call(lambda r: self._eval_take(r, leases, token))
+            taken = await self._shared.call(
+                lambda r: r.eval(_TAKE_SLOT, 1, leases, self._limit, self._lease_ms, token)
+            )
             if taken is None:
                 return None
             if taken:
@@ -194,6 +197,3 @@ class SharedConcurrencyLimiter:
             if time.monotonic() + pause > deadline:
                 raise Busy
             await asyncio.sleep(pause)
-
-    def _eval_take(self, client: aioredis.Redis, leases: str, token: str) -> Awaitable[Any]:
-        return client.eval(_TAKE_SLOT, 1, leases, self._limit, self._lease_ms, token)
