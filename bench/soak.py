@@ -160,6 +160,7 @@ def soak_settings(
         "enrollment_interval_seconds": 5,
         "webhook_interval_seconds": 5,
         "enrollment_retry_seconds": 5,
+        "enrollment_claim_seconds": 15,  # a killed run's batch is taken again this soon
         "rate_limit_per_second": Settings.model_fields["rate_limit_per_second"].default,
         **(shared if redis_url else {}),
     }

@@ -3,13 +3,14 @@ addressed by the settings."""
 
 from __future__ import annotations
 
-import httpx
+import urllib3
 
 from hub.medical.enrollment import CreditLineGranter
 from hub.settings import Settings
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.hospital import HospitalClient
+from integrations.partner_client import partner_pool
 from integrations.webhooks import WebhookSender
 from models.core.partner_errors import PartnerRejected
 
@@ -25,7 +26,7 @@ class PartnerSystems:
     `reconciliation_run.Counterparties`, `collections_run.OverdueReporter`,
     `webhook_delivery.EventSender`)."""
 
-    def __init__(self, settings: Settings, http: httpx.Client):
+    def __init__(self, settings: Settings, http: urllib3.PoolManager):
         self._http, self._settings = http, settings
         self.bureau = CreditBureauClient(http, settings.bureau_url, settings.bureau_api_key)
         self.webhooks = WebhookSender(http, settings.webhook_timeout_seconds)
@@ -60,6 +61,5 @@ _systems: dict[int, PartnerSystems] = {}
 def partner_systems(settings: Settings) -> PartnerSystems:
     """One set of clients (one connection pool) per settings object."""
     if id(settings) not in _systems:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        _systems[id(settings)] = PartnerSystems(settings, httpx.Client(limits=limits))
+        _systems[id(settings)] = PartnerSystems(settings, partner_pool())
     return _systems[id(settings)]

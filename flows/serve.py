@@ -40,7 +40,7 @@ from flows.loans.delinquency import check_delinquency
 from flows.loans.profiling import profile_applications
 from flows.loans.subsidies import grant_subsidies
 from flows.medical.collections import collect
-from flows.medical.enrollment import enroll_pending
+from flows.medical.enrollment import enroll_lane, enroll_pending
 from flows.medical.hold_expiry import expire_holds
 from flows.medical.reconciliation import reconcile
 from flows.medical.settlement import settle
@@ -57,6 +57,12 @@ def schedules(s: Settings) -> dict[str, Any]:
             Interval(timedelta(seconds=s.enrollment_interval_seconds)),
             {},
             "Decide pending enrolments: credit database, rules, bank.",
+        ),
+        "enrollment-lane": (
+            enroll_lane,
+            None,
+            {},
+            "A helper the enrolment flow starts for a large backlog: decides batches beside it.",
         ),
         "webhooks": (
             deliver_events,

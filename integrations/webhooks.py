@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import httpx
+import urllib3
 
 
 class WebhookSender:
     """POSTs one signed event; a 2xx within the timeout counts as delivered."""
 
-    def __init__(self, http: httpx.Client, timeout_seconds: float = 10.0):
-        self.http, self.timeout = http, timeout_seconds
+    def __init__(self, http: urllib3.PoolManager, timeout_seconds: float = 10.0):
+        self.http, self.timeout = http, urllib3.Timeout(total=timeout_seconds)
 
     def send(self, url: str, raw_body: bytes, signature: str) -> str | None:
         """None when delivered, else why not (status or error kind, no body)."""
         headers = {"Content-Type": "application/json", "CreditHub-Signature": signature}
         try:
-            response = self.http.post(url, content=raw_body, headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
+            response = self.http.request(
+                "POST",
+                url,
+                body=raw_body,
+                headers=headers,
+                timeout=self.timeout,
+                retries=False,  # a failed delivery is tried again on the event's schedule
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
             return type(exc).__name__
-        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        return None if 200 <= response.status < 300 else f"HTTP {response.status}"

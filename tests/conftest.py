@@ -37,7 +37,13 @@ REDIS_URL_ENV = "CREDITHUB_TEST_REDIS_URL"
 REDIS_SKIP = f"Redis tests are off: set {REDIS_URL_ENV}=redis://127.0.0.1:6379/0"
 
 
+# Minutes each (tests/test_soak.py), and the property tests on PostgreSQL: run first, so
+# that under xdist the other worker runs the rest beside them instead of after them.
+LONGEST_FIRST = ("tests/test_soak.py::", "tests/test_stateful.py::")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable otherwise
     if os.environ.get("CI"):
         for name in (PG_URL_ENV, REDIS_URL_ENV):
             if not os.environ.get(name):

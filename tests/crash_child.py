@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import Any
 
-import httpx
+import urllib3
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -55,19 +55,20 @@ class KillPoints:
             if conn.engine.url.render_as_string(hide_password=False) == self._database:
                 self.point("commit")
 
-        real = httpx.HTTPTransport.handle_request
+        # The partners are called through urllib3 (integrations/partner_client.py);
+        # Prefect's own API through httpx, which this leaves alone.
+        real = urllib3.HTTPConnectionPool.urlopen
         points = self
 
-        def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> Any:
-            if not points._partners or not str(request.url).startswith(points._partners):
-                # Prefect's own API, not a partner's system
-                return real(transport, request)
+        def urlopen(pool: urllib3.HTTPConnectionPool, *args: Any, **kwargs: Any) -> Any:
+            if not f"{pool.scheme}://{pool.host}:{pool.port}".startswith(points._partners):
+                return real(pool, *args, **kwargs)
             points.point("request")
-            response = real(transport, request)
+            response = real(pool, *args, **kwargs)
             points.point("answer")
             return response
 
-        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+        urllib3.HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault
 from hub.settings import Settings
 from integrations.credit_bureau import CreditBureauClient
+from integrations.partner_client import partner_pool
 from models.core.partner_errors import PartnerUnavailable
 from models.core.partner_records import FirmRecord, PersonRecord
 from simulators import credit_bureau
@@ -29,7 +30,7 @@ T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 @pytest.fixture
 def setup(settings: Settings) -> Iterator[tuple[World, CreditBureauClient, httpx.Client]]:
     clock.set_now(T0)
-    with serve(credit_bureau.create_app(KEY)) as url, httpx.Client() as http:
+    with serve(credit_bureau.create_app(KEY)) as url, partner_pool() as http:
         client = CreditBureauClient(http, url, KEY)
         sim = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"})
         sim.put(

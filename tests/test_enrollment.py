@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,17 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import StateType
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from flows.medical.enrollment import enroll_pending
+from flows.medical.enrollment import enroll_lane, enroll_pending
 from flows.partners import partner_systems
 from flows.webhooks import deliver_events
 from hub import context
 from hub.core import clock, events
 from hub.core.db import get_engine, unit_of_work
 from hub.core.personal_data import get_vault
+from hub.medical import enrollment_run
 from hub.medical.lines import open_line
 from hub.settings import Settings
 from models.core.tables import Event, Partner
@@ -416,8 +419,8 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     stage: Stage, prefect_harness: None
 ) -> None:
     """The first run decides a batch, then dies in the next after the bank said yes to
-    some (none of that batch recorded); the rerun finishes the rest, asking again
-    under the same keys."""
+    some (none of that batch recorded); a rerun decides the rest at once, and the
+    dead run's batch once its claim runs out, asking the bank again under the same keys."""
     in_fours = stage.world.settings.model_copy(update={"enrollment_batch_size": 4})
     context.use(in_fours)
     people = [
@@ -457,7 +460,11 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     first_run = [stage.state(i)["status"] for i in ids]
     assert first_run.count("pending") == len(ids) - 4  # it died in the second batch
     assert books_agree(stage.world.settings)
-    enroll_pending()
+    enroll_pending()  # the dead run's claimed batch is not taken while its claim lasts
+    assert [stage.state(i)["status"] for i in ids].count("pending") == 4
+    claim_over = clock.now() + timedelta(seconds=in_fours.enrollment_claim_seconds + 1)
+    with clock.frozen_at(claim_over):
+        enroll_pending()
     assert books_agree(stage.world.settings)
     states = [stage.state(i) for i in ids]
     assert all(s["status"] == "approved" for s in states)
@@ -474,7 +481,7 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     assert set(asked) == {f"enrollment:{i}" for i in ids}
 
 
-ENROLMENT_COMMITS = 6  # of a clean run of the crash test's four enrolments (one batch)
+ENROLMENT_COMMITS = 7  # of a clean run of the crash test's four enrolments (one batch)
 WEBHOOK_COMMITS = 6  # and of delivering their four outcomes (tests/crash_child.py)
 
 
@@ -488,8 +495,10 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
     at a seeded point, then rerun: each resident gets one line at the bank and the
     hospital hears of each outcome."""
     receiver = WebhookReceiver()
-
-    settings, clock_file = stage.world.settings, tmp_path / "clock"
+    # A killed run's claimed batch is taken again when its claim runs out: a second here.
+    settings = stage.world.settings.model_copy(update={"enrollment_claim_seconds": 1})
+    context.use(settings)
+    clock_file = tmp_path / "clock"
     partners = [str(stage.bureau.base_url), str(stage.bank.base_url)]
     ids: list[str] = []
     with serve(receiver) as hook_url:
@@ -510,6 +519,7 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
             run = run_flow_process(settings, "enrollment", kill_enrolment, partners, clock_file)
             assert run.killed, f"the run passed only {run.points} points"
             assert books_agree(settings)
+            time.sleep(1.1)  # the claim runs out (the child's clock stood at its start)
             enroll_pending()
             assert books_agree(settings)
             run = run_flow_process(settings, "webhooks", kill_delivery, [hook_url], clock_file)
@@ -527,3 +537,61 @@ def test_kill_9_at_seeded_points_then_reruns_grant_and_tell_each_enrolment_once(
     assert lines == len(ids) + 1  # plus the world's own line
     told = {delivery.event_id for delivery in receiver.received}
     assert undelivered == 0 and told == events_sent  # each outcome told (at least once)
+
+
+# A launch day: batches claimed, helpers on the work pool ------------------------------------
+
+
+def _enrol_many(stage: Stage, count: int) -> list[str]:
+    people = [
+        id_number(f"350203198{n // 28:01d}{n % 12 + 1:02d}{n % 28 + 1:02d}{n:03d}")
+        for n in range(count)
+    ]
+    for n, number in enumerate(people):
+        stage.pin(number, f"测试{n}")
+    return [stage.enrol(number, f"测试{n}")["enrollment_id"] for n, number in enumerate(people)]
+
+
+def test_runs_side_by_side_never_claim_the_same_enrolment(stage: Stage) -> None:
+    """Six claims of four at once over twenty due enrolments: each taken once, five
+    batches; none taken again while the claims last, all of them once they run out."""
+    ids = _enrol_many(stage, 20)
+    ctx = context.use(stage.world.settings.model_copy(update={"enrollment_claim_seconds": 60}))
+    barrier = threading.Barrier(6)
+
+    def claim() -> list[str]:
+        barrier.wait()
+        return enrollment_run.claim(ctx, 4)
+
+    with ThreadPoolExecutor(6) as pool:
+        batches = list(pool.map(lambda _: claim(), range(6)))
+    taken = [i for batch in batches for i in batch]
+    assert sorted(taken) == sorted(ids) and len(taken) == len(set(taken))
+    assert sorted(len(b) for b in batches) == [0, 4, 4, 4, 4, 4]
+    assert enrollment_run.claim(ctx, 100) == [] and enrollment_run.backlog(ctx) == 0
+    with clock.frozen_at(clock.now() + timedelta(seconds=61)):
+        assert sorted(enrollment_run.claim(ctx, 100)) == sorted(ids)
+
+
+def test_a_backlog_of_batches_starts_helpers_and_cancels_those_not_needed(
+    stage: Stage, prefect_harness: None
+) -> None:
+    """Five batches due: the run starts a helper run of `enrollment-lane` (the setting
+    allows two runs), decides; nobody serves the helper here, so the run decided it
+    all itself and cancels the helper that never started."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    ids = _enrol_many(stage, 20)
+    context.use(stage.world.settings.model_copy(update={"enrollment_batch_size": 4}))
+    enroll_lane.to_deployment(name="enrollment-lane").apply()
+    state = enroll_pending(return_state=True)
+    assert state.result() == {"approved": 20}
+    assert all(stage.state(i)["status"] == "approved" for i in ids)
+    with get_client(sync_client=True) as client:
+        parent = FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+        helpers = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+    assert [(h.deployment_id is not None, h.state_type) for h in helpers] == [
+        (True, StateType.CANCELLED)
+    ]
+    assert enroll_pending() == {}  # and a small backlog starts none

@@ -52,10 +52,10 @@ def forms(secret: str) -> list[str]:
 def leaks(line: str) -> list[str]:
     """What a log line gives away. The masked form itself (first and last four) is
     how the hub shows an identity number; it may appear only where the hub's partner
-    client masks the request lines httpx logs (`integrations/partner_client.py`),
+    client masks the request lines urllib3 and httpx log (`integrations/partner_client.py`),
     never in a line of the hub's own."""
     found = [form for secret in SECRETS for form in forms(secret) if form in line]
-    if '"logger":"httpx"' not in line and not re.search(r" INFO httpx ", line):
+    if not re.search(r'"logger":"(httpx|urllib3\.connectionpool)"| (httpx|urllib3\.\w+) ', line):
         found += [mask_id(s) for s in SECRETS if len(s) == 18 and mask_id(s) in line]
     return found
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+import urllib3
 
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.errors import BadResponse, Rejected, Unavailable
-from integrations.partner_client import RetryPolicy, mask_identity_numbers
+from integrations.partner_client import RetryPolicy, Timeouts, mask_identity_numbers, partner_pool
 from models.core.partner_errors import PartnerRejected, PartnerUnavailable
 from models.core.partner_records import PersonRecord
 from models.medical.partner_records import CreditLineApproved, CreditLineDeclined
@@ -25,7 +26,7 @@ from tests.live import free_port, serve
 from tests.test_simulators import AUTH, FIRM, KEY, PERSON, knobs
 
 # Small budgets keep the failure tests fast; the shape of the policy is what is tested.
-TIMEOUT = httpx.Timeout(2.0, connect=1.0, read=0.3)
+TIMEOUT = Timeouts(connect=1.0, read=0.3)
 RETRY = RetryPolicy(attempts=3, first_wait_s=0.02, max_wait_s=0.1, deadline_s=5.0)
 DAY = dt.date(2026, 3, 2)
 
@@ -45,9 +46,9 @@ class Partner:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client() as client:
-        yield client
+def http() -> Iterator[urllib3.PoolManager]:
+    with partner_pool() as pool:
+        yield pool
 
 
 def _partner(app: Any) -> Iterator[Partner]:
@@ -66,12 +67,12 @@ def bank_sim() -> Iterator[Partner]:
 
 
 @pytest.fixture
-def bureau(http: httpx.Client, bureau_sim: Partner) -> CreditBureauClient:
+def bureau(http: urllib3.PoolManager, bureau_sim: Partner) -> CreditBureauClient:
     return CreditBureauClient(http, bureau_sim.url, KEY, timeout=TIMEOUT, retry=RETRY)
 
 
 @pytest.fixture
-def the_bank(http: httpx.Client, bank_sim: Partner) -> BankClient:
+def the_bank(http: urllib3.PoolManager, bank_sim: Partner) -> BankClient:
     return BankClient(http, bank_sim.url, KEY, timeout=TIMEOUT, retry=RETRY)
 
 
@@ -199,7 +200,7 @@ def test_timeouts_exhaust_the_retry_budget(bureau: CreditBureauClient, bureau_si
     assert {a["idempotency_key"] for a in attempts} == {"overdue:od-1"}
 
 
-def test_the_deadline_bounds_all_attempts(http: httpx.Client, bureau_sim: Partner) -> None:
+def test_the_deadline_bounds_all_attempts(http: urllib3.PoolManager, bureau_sim: Partner) -> None:
     bureau_sim.knobs(timeout_rate=1.0, timeout_sleep_s=3.0)
     patient = RetryPolicy(attempts=50, first_wait_s=0.02, max_wait_s=0.05, deadline_s=0.8)
     client = CreditBureauClient(http, bureau_sim.url, KEY, timeout=TIMEOUT, retry=patient)
@@ -216,7 +217,7 @@ def test_latency_below_the_timeout_is_fine(bureau: CreditBureauClient, bureau_si
     assert len(bureau_sim.requests()) == 1
 
 
-def test_nobody_listening_is_unavailable(http: httpx.Client) -> None:
+def test_nobody_listening_is_unavailable(http: urllib3.PoolManager) -> None:
     client = CreditBureauClient(http, f"http://127.0.0.1:{free_port()}", KEY, retry=RETRY)
     with pytest.raises(Unavailable) as caught:
         client.person(PERSON)
@@ -226,7 +227,7 @@ def test_nobody_listening_is_unavailable(http: httpx.Client) -> None:
 # Refusals and unreadable answers -------------------------------------------------------------
 
 
-def test_a_wrong_key_is_rejected_at_once(http: httpx.Client, bureau_sim: Partner) -> None:
+def test_a_wrong_key_is_rejected_at_once(http: urllib3.PoolManager, bureau_sim: Partner) -> None:
     client = CreditBureauClient(http, bureau_sim.url, "wrong-key", retry=RETRY)
     with pytest.raises(Rejected) as caught:
         client.person(PERSON)
@@ -246,7 +247,7 @@ def test_refusals_carry_status_and_body(the_bank: BankClient, bureau: CreditBure
 
 
 def test_unreadable_answers_are_bad_responses(
-    http: httpx.Client, bureau: CreditBureauClient, bureau_sim: Partner
+    http: urllib3.PoolManager, bureau: CreditBureauClient, bureau_sim: Partner
 ) -> None:
     bureau_sim.knobs(garbage_rate=1.0)
     with pytest.raises(BadResponse) as not_json:
@@ -282,7 +283,7 @@ def test_firm_codes_never_reach_a_log_line(
     bureau: CreditBureauClient, bureau_sim: Partner, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.INFO, logger="httpx")  # the request line, whatever ran before
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # the request line, whatever ran before
     for code in ("91350200MA2Y0K1X50", "N3350200MA2Y0K1X5C"):  # letter-first codes too
         bureau.firm(code)
         assert code not in caplog.text

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from hub.context import HubContext
 from hub.core import clock, events, webhook_delivery
 from hub.core.db import unit_of_work
+from integrations.partner_client import partner_pool
 from integrations.webhooks import WebhookSender
 from simulators.webhook_receiver import Delivery, WebhookReceiver
 from tests import test_cli
@@ -42,7 +42,7 @@ def deliver_one(ctx: HubContext, partner_id: str, received: list[Delivery]) -> D
             session, "credit_line.suspended", {"n": len(received)}, [partner_id], clock.now()
         )
     before = len(received)
-    with httpx.Client() as http:
+    with partner_pool() as http:
         sender = WebhookSender(http, timeout_seconds=5)
         outcomes = [
             webhook_delivery.deliver(ctx, sender, job) for job in webhook_delivery.due(ctx, 10)

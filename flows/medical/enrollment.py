@@ -3,27 +3,46 @@
 Tasks are coarse — one a batch — because a Prefect task costs milliseconds;
 a batch is decided set-based: the partners are asked several at a time, and
 the database is written a few times a batch, not a few times an enrolment.
+
+A launch day's backlog is spread over the work pool: when several batches are
+due, the scheduled run starts helper runs of the `enrollment-lane` deployment
+(any worker picks them up) and works beside them. Each run claims its batches
+(`hub.medical.enrollment.claim`), so no enrolment is taken by two runs; a run
+that dies leaves its claimed batch to be taken again when the claim runs out.
 Safe to rerun at any point: an enrolment is decided once, and the bank is
 asked under a key derived from the enrolment's id.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections import Counter
 from datetime import date
+from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.medical import enrollment_run
 
+LANE_DEPLOYMENT = "enrollment-lane/enrollment-lane"
+LANES_AT_MOST_SECONDS = 3600.0  # a helper still running after this is left to itself
+NOT_NEEDED = "the backlog was decided without this helper"
 
-@task(name="due-enrolments")
-def due_enrollments(limit: int) -> list[str]:
-    return enrollment_run.due(hub_context(), limit)
+
+@task(name="claim-enrolments")
+def claim_enrollments(limit: int) -> list[str]:
+    return enrollment_run.claim(hub_context(), limit)
 
 
 @task(name="decide-enrolments")
@@ -37,15 +56,62 @@ def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
     return dict(Counter(outcomes.values()))
 
 
-@flow(name="enrollment", log_prints=False)
-@runs_as_of
-def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str, int]:
-    """Decide the enrolments that are due, a batch at a time, until none is left."""
+@task(name="start-lanes")
+def start_lanes(max_batches: int, as_of: date | None) -> list[str]:
+    """Helper runs for a backlog of several batches: as many as the setting allows
+    beyond this one, none for a small backlog. Keyed by this run's id, so that a
+    retry of this run starts no more."""
+    settings = hub_context().settings
+    batches = math.ceil(enrollment_run.backlog(hub_context()) / settings.enrollment_batch_size)
+    if settings.enrollment_lanes < 2 or batches < settings.enrollment_lanes_from:
+        return []
+    helpers = min(settings.enrollment_lanes, batches) - 1
+    started = []
+    for lane in range(1, helpers + 1):
+        try:
+            run: Any = run_deployment(
+                LANE_DEPLOYMENT,
+                parameters={"max_batches": max_batches, "as_of": as_of},
+                timeout=0,
+                idempotency_key=f"{flow_run.get_id()}:lane-{lane}",
+            )
+        except Exception as exc:  # not deployed (an older `up`): this run does it all
+            get_run_logger().warning("no helper run: %s: %s", type(exc).__name__, exc)
+            break
+        started.append(str(run.id))
+    get_run_logger().info("%d batches due: %d helper run(s) started", batches, len(started))
+    return started
+
+
+@task(name="wait-for-lanes")
+def wait_for_lanes(run_ids: list[str]) -> dict[str, int]:
+    """The helpers once this run has no batch left: one not started yet has nothing
+    to do and is cancelled; those at work are waited for. Their final states, counted."""
+    states: Counter[str] = Counter()
+    deadline = time.monotonic() + LANES_AT_MOST_SECONDS
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            while True:
+                state = client.read_flow_run(UUID(run_id)).state
+                kind = state.type if state else StateType.SCHEDULED
+                if kind == StateType.SCHEDULED and time.monotonic() < deadline:
+                    # Refused if a worker took it meanwhile: then it is read again.
+                    client.set_flow_run_state(UUID(run_id), Cancelled(message=NOT_NEEDED))
+                    continue
+                if (state and state.is_final()) or time.monotonic() > deadline:
+                    states[kind.value.lower()] += 1
+                    break
+                time.sleep(1.0)
+    return dict(states)
+
+
+def decide_due(max_batches: int) -> Counter[str]:
+    """Claim and decide batches until none is due or `max_batches` are done."""
     logger = get_run_logger()
     batch_size = hub_context().settings.enrollment_batch_size
     totals: Counter[str] = Counter()
     for _ in range(max_batches):
-        ids = due_enrollments(batch_size)
+        ids = claim_enrollments(batch_size)
         if not ids:
             break
         outcome = decide_batch(ids)
@@ -53,10 +119,37 @@ def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str
         logger.info("batch of %d: %s", len(ids), outcome)
         if all(k == "postponed" or k.startswith("error:") for k in outcome):
             break  # no progress (partners down, or a fault): the schedule tries again later
+    return totals
+
+
+def summary(title: str, totals: Counter[str], note: str = "") -> None:
     rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(totals.items())) or "| (none due) | 0 |"
     create_markdown_artifact(
         key="enrollment-summary",
-        markdown=f"## Enrolments decided\n\n| outcome | count |\n|---|---|\n{rows}\n",
+        markdown=f"## {title}\n\n| outcome | count |\n|---|---|\n{rows}\n{note}",
         description="What this run decided",
     )
+
+
+@flow(name="enrollment", log_prints=False)
+@runs_as_of
+def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str, int]:
+    """Decide the enrolments that are due, a batch at a time, until none is left;
+    with helper runs beside this one when a backlog of several batches is due."""
+    helpers = start_lanes(max_batches, as_of)
+    totals = decide_due(max_batches)
+    note = ""
+    if helpers:
+        ended = wait_for_lanes(helpers)
+        note = f"\nHelper runs (`enrollment-lane`, each with its own summary): {ended}\n"
+    summary("Enrolments decided", totals, note)
+    return dict(totals)
+
+
+@flow(name="enrollment-lane", log_prints=False)
+@runs_as_of
+def enroll_lane(max_batches: int = 50, as_of: date | None = None) -> dict[str, int]:
+    """A helper of the enrolment flow: decide due batches beside it until none is left."""
+    totals = decide_due(max_batches)
+    summary("Enrolments decided by a helper run", totals)
     return dict(totals)

@@ -126,7 +126,7 @@ def _timestamp(created: float) -> str:
 def logging_config(form: str = "json", level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` for a process of the hub: everything, uvicorn's
     own loggers included, through one handler on stderr in `form` ("json" or "text").
-    httpx's INFO lines (every URL it calls) are left out."""
+    httpx's and urllib3's request lines (every URL called) are left out."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -144,6 +144,7 @@ def logging_config(form: str = "json", level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": True},
             "httpx": {"level": "WARNING"},
+            "urllib3": {"level": "WARNING"},  # the partner calls' request lines, at DEBUG
             "alembic": {"level": "WARNING"},  # a line per readiness check otherwise
             "httpcore": {"level": "WARNING"},
         },

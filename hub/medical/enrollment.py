@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,16 +185,37 @@ def _view(enrollment: Enrollment, line: dict[str, Any] | None) -> dict[str, Any]
     }
 
 
-def due(session: Session, now: datetime, limit: int) -> list[str]:
-    """Pending enrolments whose (next) attempt is due, oldest first."""
-    return list(
+def _due(now: datetime) -> Any:
+    return (Enrollment.status == EnrollmentStatus.PENDING) & (Enrollment.next_attempt_at <= now)
+
+
+def count_due(session: Session, now: datetime) -> int:
+    """How many pending enrolments are due now."""
+    return session.scalar(select(func.count()).select_from(Enrollment).where(_due(now))) or 0
+
+
+def claim(session: Session, now: datetime, limit: int, claim_for: timedelta) -> list[str]:
+    """Up to `limit` due enrolments, oldest first, taken for one run to decide: their
+    next attempt is moved `claim_for` ahead, so that runs deciding side by side never
+    take the same one (rows another run is claiming are skipped, not waited for), and
+    a run that dies leaves its batch to be taken again when the claim runs out."""
+    ids = list(
         session.scalars(
             select(Enrollment.id)
-            .where(Enrollment.status == EnrollmentStatus.PENDING, Enrollment.next_attempt_at <= now)
+            .where(_due(now))
             .order_by(Enrollment.next_attempt_at, Enrollment.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
+    if ids:
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(ids))
+            .values(next_attempt_at=now + claim_for)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
 
 
 def _applicants(session: Session, vault: Vault, enrollment_ids: list[str]) -> list[Applicant]:

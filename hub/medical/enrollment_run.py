@@ -5,6 +5,7 @@ its transactions)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from hub.core import clock
@@ -17,10 +18,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def due(ctx: HubContext, limit: int) -> list[str]:
-    """Pending enrolments whose (next) attempt is due now, oldest first."""
+def backlog(ctx: HubContext) -> int:
+    """How many pending enrolments are due now."""
     with unit_of_work(ctx.engine, write=False) as session:
-        return enrollment.due(session, clock.now(), limit)
+        return enrollment.count_due(session, clock.now())
+
+
+def claim(ctx: HubContext, limit: int) -> list[str]:
+    """A batch of due enrolments, oldest first, claimed for this run alone."""
+    claim_for = timedelta(seconds=ctx.settings.enrollment_claim_seconds)
+    with unit_of_work(ctx.engine) as session:
+        return enrollment.claim(session, clock.now(), limit, claim_for)
 
 
 def decide(

@@ -25,6 +25,11 @@ class MedicalSettings(BaseModel):
     enrollment_concurrency: int = 16  # partner calls in flight at once
     enrollment_retry_seconds: int = 60  # first wait after a partner failure; doubles
     enrollment_interval_seconds: int = 10  # how often the served flow looks for work
+    # A large backlog is decided by this many flow runs at once (the scheduled one and
+    # helpers on the work pool), each claiming batches of its own for a while.
+    enrollment_lanes: int = 2
+    enrollment_lanes_from: int = 4  # batches due before helpers are worth their start
+    enrollment_claim_seconds: int = 300  # a claimed batch is left to its run this long
 
     hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
     demo_rate: float = 1.0  # actions a second the hospitals' stand-in sends under `up`
