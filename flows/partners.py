@@ -3,14 +3,12 @@ addressed by the settings."""
 
 from __future__ import annotations
 
-import urllib3
-
 from hub.medical.enrollment import CreditLineGranter
 from hub.settings import Settings
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.hospital import HospitalClient
-from integrations.partner_client import partner_pool
+from integrations.partner_client import PartnerPool, partner_pool
 from integrations.webhooks import WebhookSender
 from models.core.partner_errors import PartnerRejected
 
@@ -26,7 +24,7 @@ class PartnerSystems:
     `reconciliation_run.Counterparties`, `collections_run.OverdueReporter`,
     `webhook_delivery.EventSender`)."""
 
-    def __init__(self, settings: Settings, http: urllib3.PoolManager):
+    def __init__(self, settings: Settings, http: PartnerPool):
         self._http, self._settings = http, settings
         self.bureau = CreditBureauClient(http, settings.bureau_url, settings.bureau_api_key)
         self.webhooks = WebhookSender(http, settings.webhook_timeout_seconds)

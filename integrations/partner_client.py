@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
+import certifi
 import urllib3
 from pydantic import TypeAdapter, ValidationError
 from tenacity import (
@@ -68,6 +70,7 @@ _TRANSIENT_ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (urllib3.exceptions.SSLError, "ConnectError"),
     (urllib3.exceptions.ProxyError, "ConnectError"),
     (urllib3.exceptions.ProtocolError, "RemoteProtocolError"),
+    (urllib3.exceptions.ClosedPoolError, "ConnectError"),  # its pool made way for another
 )
 
 
@@ -104,10 +107,46 @@ def _protect_request_logs() -> None:
 _protect_request_logs()
 
 
-def partner_pool(connections: int = 64) -> urllib3.PoolManager:
-    """The connections the hub's calls to partners share: up to `connections` kept
-    open per partner system; more are opened (and closed after) when a burst needs them."""
-    return urllib3.PoolManager(num_pools=64, maxsize=connections, block=False)
+class PartnerPool:
+    """The connections the hub's calls to partners share: up to `connections` kept open
+    per partner system (more are opened, and closed after, when a burst needs them),
+    certificates checked against certifi's authorities, and the proxy the environment
+    names (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) used as httpx would. Thread-safe."""
+
+    def __init__(self, connections: int = 64) -> None:
+        options: dict[str, Any] = {
+            "num_pools": 256,  # partner systems, webhook hosts among them
+            "maxsize": connections,
+            "block": False,
+            "ca_certs": certifi.where(),
+        }
+        self._direct = urllib3.PoolManager(**options)
+        self._proxies = {
+            scheme: urllib3.proxy_from_url(url, **options)
+            for scheme, url in urllib.request.getproxies().items()
+            if scheme in ("http", "https")
+        }
+
+    def request(self, method: str, url: str, **options: Any) -> urllib3.BaseHTTPResponse:
+        where = urllib3.util.parse_url(url)
+        proxy = self._proxies.get(where.scheme or "")
+        if proxy is None or urllib.request.proxy_bypass(where.host or ""):
+            return self._direct.request(method, url, **options)
+        return proxy.request(method, url, **options)
+
+    def clear(self) -> None:
+        for pool in (self._direct, *self._proxies.values()):
+            pool.clear()
+
+    def __enter__(self) -> PartnerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.clear()
+
+
+def partner_pool(connections: int = 64) -> PartnerPool:
+    return PartnerPool(connections)
 
 
 @dataclass(frozen=True)
@@ -136,7 +175,7 @@ class PartnerClient:
 
     def __init__(
         self,
-        http: urllib3.PoolManager,
+        http: PartnerPool,
         base_url: str,
         api_key: str,
         *,

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import urllib3
 
+from integrations.partner_client import PartnerPool
+
 
 class WebhookSender:
     """POSTs one signed event; a 2xx within the timeout counts as delivered."""
 
-    def __init__(self, http: urllib3.PoolManager, timeout_seconds: float = 10.0):
+    def __init__(self, http: PartnerPool, timeout_seconds: float = 10.0):
         self.http, self.timeout = http, urllib3.Timeout(total=timeout_seconds)
 
     def send(self, url: str, raw_body: bytes, signature: str) -> str | None:
         """None when delivered, else why not (status or error kind, no body)."""
         headers = {"Content-Type": "application/json", "CreditHub-Signature": signature}
+        try:
+            where = urllib3.util.parse_url(url)
+        except urllib3.exceptions.LocationParseError:
+            return "not a URL"
+        if where.scheme not in ("http", "https") or not where.host:
+            return "not an http(s) URL"
+        if where.auth:  # https://user:password@host/...: Basic authentication, as httpx sent it
+            headers.update(urllib3.make_headers(basic_auth=where.auth))
         try:
             response = self.http.request(
                 "POST",

@@ -462,7 +462,7 @@ def test_a_crash_mid_batch_and_a_rerun_decide_each_enrolment_once(
     assert books_agree(stage.world.settings)
     enroll_pending()  # the dead run's claimed batch is not taken while its claim lasts
     assert [stage.state(i)["status"] for i in ids].count("pending") == 4
-    claim_over = clock.now() + timedelta(seconds=in_fours.enrollment_claim_seconds + 1)
+    claim_over = clock.now() + enrollment_run.claim_for(in_fours) + timedelta(seconds=1)
     with clock.frozen_at(claim_over):
         enroll_pending()
     assert books_agree(stage.world.settings)
@@ -553,8 +553,8 @@ def _enrol_many(stage: Stage, count: int) -> list[str]:
 
 
 def test_runs_side_by_side_never_claim_the_same_enrolment(stage: Stage) -> None:
-    """Six claims of four at once over twenty due enrolments: each taken once, five
-    batches; none taken again while the claims last, all of them once they run out."""
+    """Six claims of four at once over twenty due enrolments: each taken once; none
+    taken again while the claims last, all of them once they run out."""
     ids = _enrol_many(stage, 20)
     ctx = context.use(stage.world.settings.model_copy(update={"enrollment_claim_seconds": 60}))
     barrier = threading.Barrier(6)
@@ -567,7 +567,7 @@ def test_runs_side_by_side_never_claim_the_same_enrolment(stage: Stage) -> None:
         batches = list(pool.map(lambda _: claim(), range(6)))
     taken = [i for batch in batches for i in batch]
     assert sorted(taken) == sorted(ids) and len(taken) == len(set(taken))
-    assert sorted(len(b) for b in batches) == [0, 4, 4, 4, 4, 4]
+    assert all(len(b) <= 4 for b in batches)  # (a claim may skip rows another is locking)
     assert enrollment_run.claim(ctx, 100) == [] and enrollment_run.backlog(ctx) == 0
     with clock.frozen_at(clock.now() + timedelta(seconds=61)):
         assert sorted(enrollment_run.claim(ctx, 100)) == sorted(ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import time
@@ -10,12 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
-import urllib3
 
 from integrations.bank import BankClient
 from integrations.credit_bureau import CreditBureauClient
 from integrations.errors import BadResponse, Rejected, Unavailable
-from integrations.partner_client import RetryPolicy, Timeouts, mask_identity_numbers, partner_pool
+from integrations.partner_client import (
+    PartnerPool,
+    RetryPolicy,
+    Timeouts,
+    mask_identity_numbers,
+    partner_pool,
+)
+from integrations.webhooks import WebhookSender
 from models.core.partner_errors import PartnerRejected, PartnerUnavailable
 from models.core.partner_records import PersonRecord
 from models.medical.partner_records import CreditLineApproved, CreditLineDeclined
@@ -46,7 +53,7 @@ class Partner:
 
 
 @pytest.fixture
-def http() -> Iterator[urllib3.PoolManager]:
+def http() -> Iterator[PartnerPool]:
     with partner_pool() as pool:
         yield pool
 
@@ -67,12 +74,12 @@ def bank_sim() -> Iterator[Partner]:
 
 
 @pytest.fixture
-def bureau(http: urllib3.PoolManager, bureau_sim: Partner) -> CreditBureauClient:
+def bureau(http: PartnerPool, bureau_sim: Partner) -> CreditBureauClient:
     return CreditBureauClient(http, bureau_sim.url, KEY, timeout=TIMEOUT, retry=RETRY)
 
 
 @pytest.fixture
-def the_bank(http: urllib3.PoolManager, bank_sim: Partner) -> BankClient:
+def the_bank(http: PartnerPool, bank_sim: Partner) -> BankClient:
     return BankClient(http, bank_sim.url, KEY, timeout=TIMEOUT, retry=RETRY)
 
 
@@ -200,7 +207,7 @@ def test_timeouts_exhaust_the_retry_budget(bureau: CreditBureauClient, bureau_si
     assert {a["idempotency_key"] for a in attempts} == {"overdue:od-1"}
 
 
-def test_the_deadline_bounds_all_attempts(http: urllib3.PoolManager, bureau_sim: Partner) -> None:
+def test_the_deadline_bounds_all_attempts(http: PartnerPool, bureau_sim: Partner) -> None:
     bureau_sim.knobs(timeout_rate=1.0, timeout_sleep_s=3.0)
     patient = RetryPolicy(attempts=50, first_wait_s=0.02, max_wait_s=0.05, deadline_s=0.8)
     client = CreditBureauClient(http, bureau_sim.url, KEY, timeout=TIMEOUT, retry=patient)
@@ -217,7 +224,7 @@ def test_latency_below_the_timeout_is_fine(bureau: CreditBureauClient, bureau_si
     assert len(bureau_sim.requests()) == 1
 
 
-def test_nobody_listening_is_unavailable(http: urllib3.PoolManager) -> None:
+def test_nobody_listening_is_unavailable(http: PartnerPool) -> None:
     client = CreditBureauClient(http, f"http://127.0.0.1:{free_port()}", KEY, retry=RETRY)
     with pytest.raises(Unavailable) as caught:
         client.person(PERSON)
@@ -227,7 +234,7 @@ def test_nobody_listening_is_unavailable(http: urllib3.PoolManager) -> None:
 # Refusals and unreadable answers -------------------------------------------------------------
 
 
-def test_a_wrong_key_is_rejected_at_once(http: urllib3.PoolManager, bureau_sim: Partner) -> None:
+def test_a_wrong_key_is_rejected_at_once(http: PartnerPool, bureau_sim: Partner) -> None:
     client = CreditBureauClient(http, bureau_sim.url, "wrong-key", retry=RETRY)
     with pytest.raises(Rejected) as caught:
         client.person(PERSON)
@@ -247,7 +254,7 @@ def test_refusals_carry_status_and_body(the_bank: BankClient, bureau: CreditBure
 
 
 def test_unreadable_answers_are_bad_responses(
-    http: urllib3.PoolManager, bureau: CreditBureauClient, bureau_sim: Partner
+    http: PartnerPool, bureau: CreditBureauClient, bureau_sim: Partner
 ) -> None:
     bureau_sim.knobs(garbage_rate=1.0)
     with pytest.raises(BadResponse) as not_json:
@@ -288,3 +295,53 @@ def test_firm_codes_never_reach_a_log_line(
         bureau.firm(code)
         assert code not in caplog.text
         assert f"/firms/{code[:4]}**********{code[-4:]}" in caplog.text
+
+
+# What the connections honour, as httpx did --------------------------------------------------
+
+
+def test_the_environments_proxy_carries_the_calls(
+    bureau: CreditBureauClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY names the way out: a partner the hub cannot reach itself (an .invalid
+    host) is asked through the proxy, which answers for it; NO_PROXY hosts are called
+    directly."""
+    record = bureau.person(PERSON)
+    assert record is not None
+    asked: list[str] = []
+
+    async def proxy(scope: Any, receive: Any, send: Any) -> None:
+        asked.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": record.model_dump_json().encode()})
+
+    with serve(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        with partner_pool() as through_proxy:
+            far = CreditBureauClient(through_proxy, "http://bureau.invalid", KEY, retry=RETRY)
+            assert far.person(PERSON) == record
+        monkeypatch.setenv("NO_PROXY", "bureau.invalid")
+        with partner_pool() as direct:
+            far = CreditBureauClient(direct, "http://bureau.invalid", KEY, retry=RETRY)
+            with pytest.raises(Unavailable):
+                far.person(PERSON)
+    assert len(asked) == 1 and asked[0].endswith(f"/persons/{PERSON}")
+
+
+def test_webhooks_send_the_urls_credentials_and_refuse_other_schemes() -> None:
+    heard: list[dict[bytes, bytes]] = []
+
+    async def receiver(scope: Any, receive: Any, send: Any) -> None:
+        heard.append(dict(scope["headers"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(receiver) as url, partner_pool() as http:
+        sender = WebhookSender(http, timeout_seconds=5)
+        with_credentials = url.replace("http://", "http://hook:s3cret@")
+        assert sender.send(f"{with_credentials}/events", b"{}", "t=1,v1=x") is None
+        assert sender.send("ftp://example.com/events", b"{}", "t=1,v1=x") == "not an http(s) URL"
+    assert heard[0][b"authorization"] == b"Basic " + base64.b64encode(b"hook:s3cret")
+    assert len(heard) == 1

@@ -83,26 +83,21 @@ def start_lanes(max_batches: int, as_of: date | None) -> list[str]:
     return started
 
 
-@task(name="wait-for-lanes")
-def wait_for_lanes(run_ids: list[str]) -> dict[str, int]:
-    """The helpers once this run has no batch left: one not started yet has nothing
-    to do and is cancelled; those at work are waited for. Their final states, counted."""
-    states: Counter[str] = Counter()
-    deadline = time.monotonic() + LANES_AT_MOST_SECONDS
+def helpers_at_work(run_ids: list[str], counts: Counter[str]) -> list[str]:
+    """The helpers still at work. One not started yet is cancelled: this run is out of
+    batches, so it would find none. Those that ended are counted by their final state."""
+    at_work = []
     with get_client(sync_client=True) as client:
         for run_id in run_ids:
-            while True:
-                state = client.read_flow_run(UUID(run_id)).state
-                kind = state.type if state else StateType.SCHEDULED
-                if kind == StateType.SCHEDULED and time.monotonic() < deadline:
-                    # Refused if a worker took it meanwhile: then it is read again.
-                    client.set_flow_run_state(UUID(run_id), Cancelled(message=NOT_NEEDED))
-                    continue
-                if (state and state.is_final()) or time.monotonic() > deadline:
-                    states[kind.value.lower()] += 1
-                    break
-                time.sleep(1.0)
-    return dict(states)
+            state = client.read_flow_run(UUID(run_id)).state
+            if state is not None and state.is_final():
+                counts[state.type.value.lower()] += 1
+            elif state is None or state.type == StateType.SCHEDULED:  # Late ones too
+                client.set_flow_run_state(UUID(run_id), Cancelled(message=NOT_NEEDED))
+                at_work.append(run_id)  # read again: a worker may have taken it meanwhile
+            else:
+                at_work.append(run_id)
+    return at_work
 
 
 def decide_due(max_batches: int) -> Counter[str]:
@@ -135,14 +130,26 @@ def summary(title: str, totals: Counter[str], note: str = "") -> None:
 @runs_as_of
 def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str, int]:
     """Decide the enrolments that are due, a batch at a time, until none is left;
-    with helper runs beside this one when a backlog of several batches is due."""
+    with helper runs beside this one when a backlog of several batches is due, this
+    one working on while they do (and ending only after them, so the schedule's next
+    poll starts no more)."""
     helpers = start_lanes(max_batches, as_of)
-    totals = decide_due(max_batches)
-    note = ""
-    if helpers:
-        ended = wait_for_lanes(helpers)
-        note = f"\nHelper runs (`enrollment-lane`, each with its own summary): {ended}\n"
-    summary("Enrolments decided", totals, note)
+    totals: Counter[str] = Counter()
+    ended: Counter[str] = Counter()
+    try:
+        totals += decide_due(max_batches)
+        deadline = time.monotonic() + LANES_AT_MOST_SECONDS
+        while helpers and time.monotonic() < deadline:
+            helpers = helpers_at_work(helpers, ended)
+            more = decide_due(1) if helpers else Counter()
+            totals += more
+            if helpers and not more:
+                time.sleep(1.0)
+    finally:
+        if helpers:  # this run failed, or its helpers outlasted the wait: none starts late
+            helpers_at_work(helpers, ended)
+    note = f"\nHelper runs (`enrollment-lane`, each with its own summary): {dict(ended)}\n"
+    summary("Enrolments decided", totals, note if ended else "")
     return dict(totals)
 
 

@@ -5,6 +5,7 @@ its transactions)."""
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from hub.medical import enrollment
 
 if TYPE_CHECKING:
     from hub.context import HubContext
+    from hub.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +28,24 @@ def backlog(ctx: HubContext) -> int:
 
 def claim(ctx: HubContext, limit: int) -> list[str]:
     """A batch of due enrolments, oldest first, claimed for this run alone."""
-    claim_for = timedelta(seconds=ctx.settings.enrollment_claim_seconds)
     with unit_of_work(ctx.engine) as session:
-        return enrollment.claim(session, clock.now(), limit, claim_for)
+        return enrollment.claim(session, clock.now(), limit, claim_for(ctx.settings))
+
+
+# A partner call gives up after this long, its retries included (RetryPolicy.deadline_s
+# in integrations/partner_client.py).
+PARTNER_CALL_AT_MOST_SECONDS = 20
+
+
+def claim_for(settings: Settings) -> timedelta:
+    """How long a claimed batch is left to its run: the setting, else as long as deciding
+    it can take when every partner call runs to its deadline (the credit database's
+    round, then the bank's), and a minute more. Shorter, and a slow batch would be
+    taken by a second run while the first still works on it."""
+    if settings.enrollment_claim_seconds is not None:
+        return timedelta(seconds=settings.enrollment_claim_seconds)
+    rounds = math.ceil(settings.enrollment_batch_size / max(settings.enrollment_concurrency, 1))
+    return timedelta(seconds=2 * rounds * PARTNER_CALL_AT_MOST_SECONDS + 60)
 
 
 def decide(

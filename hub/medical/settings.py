@@ -29,7 +29,9 @@ class MedicalSettings(BaseModel):
     # helpers on the work pool), each claiming batches of its own for a while.
     enrollment_lanes: int = 2
     enrollment_lanes_from: int = 4  # batches due before helpers are worth their start
-    enrollment_claim_seconds: int = 300  # a claimed batch is left to its run this long
+    # A claimed batch is left to its run this long; by default as long as deciding it
+    # can take (`hub.medical.enrollment_run.claim_for`): 22 minutes at these settings.
+    enrollment_claim_seconds: int | None = None
 
     hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
     demo_rate: float = 1.0  # actions a second the hospitals' stand-in sends under `up`
