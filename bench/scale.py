@@ -107,9 +107,17 @@ DATABASE = "credithub_bench_scale"
 PREFECT_DATABASE = f"{DATABASE}_prefect"  # beside the hub's, as Prefect's own would be
 REDIS_URL = os.environ.get("CREDITHUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DEPLOYMENT = "enrollment/enrollment"
+SETTLEMENT = "settlement/settlement"
 OVERHEAD_FLOOR = 0.8  # two processes at least this share of one's rate
 PATIENCE_S = 600  # for one shape's enrolments to be decided
 WORK = OUT / "scale"  # logs, wrk's files, Prefect's homes (emptied at each run)
+
+
+def on_path_of_tests() -> None:
+    """The project's root on the path, for tests/ (not installed): its helpers that
+    start `credithub api` and give the settings as variables."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
 
 
 # --- 1. authorizations: one API process against two ---------------------------------
@@ -164,8 +172,8 @@ def run_wrks(
 def hold_shape(
     args: argparse.Namespace, settings: Settings, processes: int, visits: Sequence[Path], key: str
 ) -> Holds:
-    sys.path.insert(0, str(ROOT))  # tests/live.py: `credithub api` as its own process
-    from tests.live import api_process
+    on_path_of_tests()
+    from tests.live import api_process  # `credithub api` as its own process
 
     ports = [free_port() for _ in range(processes)]
     settle(patience=args.settle)
@@ -252,6 +260,7 @@ class Enrolments:
     flow_runs: dict[str, int]  # the runs since the trigger, by deployment and state
     outcomes: dict[str, int]
     problems: list[str] = field(default_factory=list)
+    settlement: dict[str, Any] = field(default_factory=dict)  # a run after, if asked
 
     @property
     def rate(self) -> float:
@@ -272,7 +281,7 @@ class Prefect:
 def flow_environment(settings: Settings, home: Path) -> dict[str, str]:
     """What every part needs: the hub's settings (workers' flow runs read them), Prefect
     quiet and its schedules off (only the bench's runs), pools fit for 100 connections."""
-    sys.path.insert(0, str(ROOT))
+    on_path_of_tests()
     from tests.crashing import settings_environment
 
     return {
@@ -401,13 +410,19 @@ def decide(api: str, settings: Settings) -> tuple[float, float, dict[str, int]]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     since = datetime.now(UTC)
+    where = FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since))
     with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+
+        def all_ended() -> bool:  # every run since the trigger, fan-out runs included
+            runs = client.read_flow_runs(flow_run_filter=where)
+            return all(r.state is not None and r.state.is_final() for r in runs)
+
         started = time.perf_counter()
         run = cast(FlowRun, run_deployment(DEPLOYMENT, timeout=0, as_subflow=False))
         triggered = 1
         while (left := pending(settings)) > 0:
             state = client.read_flow_run(run.id).state
-            if state is not None and state.is_final():
+            if state is not None and state.is_final() and all_ended():
                 if not state.is_completed() or triggered >= 10:
                     raise SystemExit(
                         f"{DEPLOYMENT} run {run.name}: {state.name} ({state.message})"
@@ -419,22 +434,30 @@ def decide(api: str, settings: Settings) -> tuple[float, float, dict[str, int]]:
                 raise SystemExit(f"{left} enrolments still pending after {PATIENCE_S} s")
             time.sleep(0.2)
         seconds = time.perf_counter() - started
-        # The runs since the trigger (fan-out runs of other deployments included), once ended.
         names = {d.id: d.name for d in client.read_deployments()}
-        where = FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since))
         deadline = time.monotonic() + 120
-        while True:
-            runs = client.read_flow_runs(flow_run_filter=where)
-            if all(r.state is not None and r.state.is_final() for r in runs):
-                break
-            if time.monotonic() > deadline:
-                break  # counted below as they stand
+        while not all_ended() and time.monotonic() < deadline:
             time.sleep(0.5)
+        runs = client.read_flow_runs(flow_run_filter=where)  # counted as they stand
     by_state = Counter(f"{names.get(r.deployment_id, '?')} {r.state_name}" for r in runs)  # type: ignore[arg-type]
     own = sum(
         (r.end_time - r.start_time).total_seconds() for r in runs if r.start_time and r.end_time
     )
     return seconds, own, dict(by_state)
+
+
+def run_once(api: str, deployment: str) -> tuple[float, float, str]:
+    """One run of `deployment` on Prefect at `api`, waited for; (seconds from the
+    trigger to its end, its own seconds, its final state)."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        started = time.perf_counter()
+        run = cast(Any, run_deployment(deployment, timeout=PATIENCE_S, as_subflow=False))
+        seconds = time.perf_counter() - started
+    own = (run.end_time - run.start_time).total_seconds() if run.end_time and run.start_time else 0
+    return seconds, own, str(run.state_name)
 
 
 def enrol(
@@ -505,6 +528,14 @@ def measure_enrolments(args: argparse.Namespace) -> list[Enrolments]:
             with prefect(kind, settings) as shape:
                 start_worker(shape, 1)
                 results.append(enrol(args, settings, people, shape, 1, f"{kind}, 1 worker"))
+                if not args.no_settlement:  # the day's close over those lines (no visits)
+                    seconds, own, state = run_once(shape.api, SETTLEMENT)
+                    results[-1].settlement = {
+                        "seconds": round(seconds, 2),
+                        "run_seconds": round(own, 2),
+                        "state": state,
+                    }
+                    say(f"    {SETTLEMENT}: {state} in {seconds:.1f} s (its own {own:.1f} s)")
         with prefect("apart", settings) as shape:
             for n in (1, 2):
                 start_worker(shape, n)
@@ -564,12 +595,12 @@ def report(
             "none is pending"
         )
         print(
-            f"  {'shape':<18}{'Prefect':<46}{'seconds':>8}{'/s':>6}{'runs own s':>11}"
+            f"  {'shape':<20}{'Prefect':<46}{'seconds':>8}{'/s':>6}{'runs own s':>11}"
             f"{'vs base':>8}{'problems':>9}"
         )
         for e, base in ((sqlite, sqlite), (postgres, sqlite), (apart1, apart1), (apart2, apart1)):
             print(
-                f"  {e.shape:<18}{e.prefect:<46}{e.seconds:>8.1f}{e.rate:>6.0f}"
+                f"  {e.shape:<20}{e.prefect:<46}{e.seconds:>8.1f}{e.rate:>6.0f}"
                 f"{e.run_seconds:>11.1f}{e.rate / base.rate:>8.2f}{len(e.problems):>9}"
             )
         print(
@@ -583,6 +614,17 @@ def report(
                 postgres.run_seconds / max(sqlite.run_seconds, 1e-9), 3
             ),
         }
+        if sqlite.settlement and postgres.settlement:
+            a, b = sqlite.settlement, postgres.settlement
+            print(
+                f"  then `{SETTLEMENT}` (the day's close; no visits to settle): SQLite "
+                f"{a['seconds']:.1f} s (own {a['run_seconds']:.1f}), {a['state']}; PostgreSQL "
+                f"{b['seconds']:.1f} s (own {b['run_seconds']:.1f}), {b['state']}"
+            )
+            ratios["prefect_postgres_over_sqlite_settlement_seconds"] = round(
+                b["seconds"] / a["seconds"], 3
+            )
+            targets["the settlement runs completed"] = a["state"] == b["state"] == "Completed"
         targets["every enrolment decided once, as planned, in every shape"] = not any(
             e.problems for e in enrolments
         )
@@ -641,6 +683,11 @@ def main() -> None:
         type=float,
         default=5,
         help="seconds at most to wait for a quiet machine before each shape",
+    )
+    parser.add_argument(
+        "--no-settlement",
+        action="store_true",
+        help="no settlement run after the enrolments on SQLite and PostgreSQL",
     )
     parser.add_argument("--only", choices=("holds", "enrolments"), help="one part alone")
     args = parser.parse_args()
