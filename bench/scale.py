@@ -342,14 +342,12 @@ def prefect(kind: str, settings: Settings) -> Iterator[Prefect]:
         for server in servers:
             supervisor.start(server, env, logs)
             supervisor.wait_healthy(server, 120)
-        say(f"  Prefect ({label}) up in {time.perf_counter() - t0:.1f} s; deploying ...")
-        deployed = subprocess.run(
-            [credithub, "deploy"],
-            env=env,
-            stdout=(logs / "deploy.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+        up = time.perf_counter() - t0
+        with (logs / "deploy.log").open("ab") as log:
+            command = [credithub, "deploy"]
+            deployed = subprocess.run(command, env=env, stdout=log, stderr=log, check=False)
+        deploying = time.perf_counter() - t0 - up
+        say(f"  Prefect ({label}) up in {up:.1f} s, deployed in {deploying:.1f} s")
         if deployed.returncode:
             raise SystemExit(
                 f"credithub deploy failed: {(logs / 'deploy.log').read_text()[-2000:]}"
@@ -454,7 +452,9 @@ def run_once(api: str, deployment: str) -> tuple[float, float, str]:
 
     with temporary_settings(updates={PREFECT_API_URL: api}):
         started = time.perf_counter()
-        run = cast(Any, run_deployment(deployment, timeout=PATIENCE_S, as_subflow=False))
+        run = cast(
+            Any, run_deployment(deployment, timeout=PATIENCE_S, poll_interval=0.5, as_subflow=False)
+        )
         seconds = time.perf_counter() - started
     own = (run.end_time - run.start_time).total_seconds() if run.end_time and run.start_time else 0
     return seconds, own, str(run.state_name)
