@@ -321,9 +321,9 @@ def prefect(kind: str, settings: Settings) -> Iterator[Prefect]:
     else:
         port = free_port()
         address = f"http://127.0.0.1:{port}"
-        on_sqlite = ["--host", "127.0.0.1", "--port", str(port)]
+        listen = ["--host", "127.0.0.1", "--port", str(port)]
         argv = (
-            [prefect_bin, "server", "start", *on_sqlite]  # SQLite under PREFECT_HOME
+            [prefect_bin, "server", "start", *listen]  # SQLite under PREFECT_HOME
             if kind == "sqlite"
             else [credithub, "prefect-server", "--port", str(port)]  # beside the hub's
         )
