@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/loans.py
 	$(BIN)/python bench/slowloris.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .credithub .pytest_cache .mypy_cache .ruff_cache

@@ -53,8 +53,14 @@ from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import create_engine, func, select, text
-from support import ADMIN_URL, free_port, fresh_database, say  # bench/support.py
+from sqlalchemy import func, select, text
+from support import (  # bench/support.py
+    drop_databases,
+    free_port,
+    fresh_database,
+    prefect_apart,
+    say,
+)
 
 from credithub import demo, supervisor
 from credithub.demo_world import STAND_IN_KEY, as_environment, overrides
@@ -219,7 +225,8 @@ def parts_apart(plan: list[supervisor.Part], ports: dict[str, int]) -> list[supe
     and API: two Prefect servers with the background services apart, two workers
     (one on each server) and two API processes (each asking its own server)."""
     credithub = str(supervisor.BIN / "credithub")
-    prefect = {n: f"http://127.0.0.1:{ports[f'prefect-{n}']}" for n in "ab"}
+    servers, services, workers = prefect_apart(ports, "soak")
+    prefect = {n: server.address for n, server in zip("ab", servers, strict=True)}
 
     def on(server: str, *argv: str) -> list[str]:  # a command talking to one server
         return ["env", f"PREFECT_API_URL={prefect[server]}/api", credithub, *argv]
@@ -228,24 +235,6 @@ def parts_apart(plan: list[supervisor.Part], ports: dict[str, int]) -> list[supe
         return supervisor.Part(name, argv, health, address, stop_rank=rank)
 
     kept = [p for p in plan if p.name not in ("prefect", "flows", "api")]
-    servers = [
-        part(
-            f"prefect-{n}",
-            [credithub, "prefect-server", "--port", str(ports[f"prefect-{n}"]), "--no-services"],
-            f"{prefect[n]}/api/health",
-            prefect[n],
-            4,
-        )
-        for n in "ab"
-    ]
-    services = part("prefect-services", on("a", "prefect-services"), "", "", 4)
-    services.ready = lambda: True  # it serves nothing: alive is ready
-    workers = [
-        part(f"worker-{n}", on(s, "worker", "--name", f"soak-{n}"), "", "", 0)
-        for n, s in (("1", "a"), ("2", "b"))
-    ]
-    for worker in workers:
-        worker.ready = lambda: True
     apis = [
         part(
             f"api-{n}",
@@ -724,11 +713,7 @@ def soak(minutes: float, seed: int, database: str, redis_url: str | None = None)
         return run_soak(minutes, seed, url, redis_url)
     finally:
         dispose_engines()
-        admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            for name in (database, f"{database}_prefect"):
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_databases(database, f"{database}_prefect")
 
 
 def run_soak(minutes: float, seed: int, url: str, redis_url: str | None = None) -> bool:

@@ -1,5 +1,6 @@
 """What the benchmarks share: messages, a scratch database, child processes
-(each in its own process group, always stopped), and a Prefect server."""
+(each in its own process group, always stopped), and a Prefect server (or its
+parts apart: servers, background services and workers)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
+from credithub import supervisor
 from credithub.threaded_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,17 @@ def fresh_database(name: str) -> str:
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     admin.dispose()
     return url
+
+
+def drop_databases(*names: str) -> None:
+    """Drop scratch databases (and whoever is still connected to them)."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @dataclass
@@ -117,6 +130,43 @@ def prefect_server(port: int, log: IO[bytes], home: Path) -> Child:
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     health = f"http://127.0.0.1:{port}/api/health"
     return spawn("prefect server", command, prefect_env(port, home), health, log)
+
+
+def prefect_apart(
+    ports: dict[str, int], worker_prefix: str
+) -> tuple[list[supervisor.Part], supervisor.Part, list[supervisor.Part]]:
+    """Prefect's parts apart, as README "Running the parts apart" runs them: two API
+    servers (`credithub prefect-server --no-services` on ports `prefect-a` and
+    `prefect-b`), the background services (`credithub prefect-services`, asking a)
+    and two workers (`credithub worker`, one asking each server), for
+    `supervisor.start` with the hub's settings in its environment."""
+    credithub = str(supervisor.BIN / "credithub")
+    prefect = {n: f"http://127.0.0.1:{ports[f'prefect-{n}']}" for n in "ab"}
+
+    def on(server: str, *argv: str) -> list[str]:  # a command talking to one server
+        return ["env", f"PREFECT_API_URL={prefect[server]}/api", credithub, *argv]
+
+    servers = [
+        supervisor.Part(
+            f"prefect-{n}",
+            [credithub, "prefect-server", "--port", str(ports[f"prefect-{n}"]), "--no-services"],
+            f"{prefect[n]}/api/health",
+            prefect[n],
+            stop_rank=4,
+        )
+        for n in "ab"
+    ]
+    services = supervisor.Part("prefect-services", on("a", "prefect-services"), "", "", stop_rank=4)
+    services.ready = lambda: True  # it serves nothing: alive is ready
+    workers = [
+        supervisor.Part(
+            f"worker-{n}", on(s, "worker", "--name", f"{worker_prefix}-{n}"), "", "", stop_rank=0
+        )
+        for n, s in (("1", "a"), ("2", "b"))
+    ]
+    for worker in workers:
+        worker.ready = lambda: True
+    return servers, services, workers
 
 
 def run_wrk(port: int, script: Path, clients: int, seconds: float, args: list[str]) -> str:
