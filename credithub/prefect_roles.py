@@ -38,7 +38,9 @@ def server_environment(settings: Settings) -> dict[str, str]:
     database = prefect_database_url(settings)
     if database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
-        # Migrated before a server starts, one at a time (hub/core/prefect_database.py).
+    if database and database.startswith("postgresql"):
+        # Migrated before a server starts, one at a time (hub/core/prefect_database.py);
+        # a SQLite file named instead is the server's own to migrate.
         env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
     if settings.redis_url:
         env |= {

@@ -36,6 +36,17 @@ def test_on_sqlite_prefect_keeps_its_own_sqlite() -> None:
     assert "PREFECT_MESSAGING_BROKER" not in env  # one server: in-memory messaging
 
 
+def test_a_sqlite_file_named_for_prefect_is_the_servers_to_make(tmp_path: Path) -> None:
+    hub = _settings(
+        database_url="postgresql+psycopg://hub@127.0.0.1:1/credithub",  # nobody listens
+        prefect_database_url=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+    )
+    env = prefect_roles.server_environment(hub)
+    assert env["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("sqlite+aiosqlite:")
+    assert "PREFECT_SERVER_DATABASE_MIGRATE_ON_START" not in env
+    prefect_database.ensure_database(hub, ["false"], {})  # nothing to create, nothing to run
+
+
 def test_with_redis_every_prefect_server_shares_its_messaging_there() -> None:
     env = prefect_roles.server_environment(_settings(redis_url="redis://r:6379/2"))
     assert env["PREFECT_MESSAGING_BROKER"] == "prefect_redis.messaging"

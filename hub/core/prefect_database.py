@@ -35,8 +35,8 @@ def ensure_database(settings: Settings, upgrade: list[str], env: dict[str, str])
     once create and migrate it one after the other. Nothing for SQLite (the server
     migrates it). Raises Unavailable, saying what to do."""
     database = prefect_database_url(settings)
-    if database is None:
-        return
+    if database is None or make_url(database).get_backend_name() != "postgresql":
+        return  # SQLite, named or by default: the server makes and migrates its file
     url = make_url(database).set(drivername="postgresql+psycopg")
     # The lock is taken in the server's `postgres` database: in Prefect's own, a
     # session waiting for it would hold up the migration's CREATE INDEX CONCURRENTLY.
