@@ -28,9 +28,8 @@ baseline measured in the same run.
 On two cores the point of 1 and 2 is that nothing is lost or done twice and
 that a second process costs little, not a speed-up: the processes share the
 same two cores with PostgreSQL. (A backlog of four batches or more is shared
-with a helper run of `enrollment-lane`, which the second worker takes; with one
-worker it waits for the first run's process to start.) Prefect's scheduler is
-off, so the only flow runs are the bench's.
+with a helper run of `enrollment-lane`, which any worker with a free slot
+takes.) Prefect's scheduler is off, so the only flow runs are the bench's.
 
 Targets: nothing lost or done twice in any shape; two API processes at >= 80 %
 of one's holds/s; two workers at >= 80 % of one's enrolments/s. Results go to
