@@ -503,8 +503,14 @@ def enrol(
 
 def measure_enrolments(args: argparse.Namespace) -> list[Enrolments]:
     bureau_port, bank_port = free_port(), free_port()
-    knobs = argparse.Namespace(
-        batch_size=None, concurrency=None, pool_size=args.pool_size, seed=args.seed, latency_ms=0
+    knobs = argparse.Namespace(  # bench/enrollments.py's options; lanes: the setting
+        batch_size=None,
+        concurrency=None,
+        lanes=None,
+        harness=False,
+        pool_size=args.pool_size,
+        seed=args.seed,
+        latency_ms=0,
     )
     hub_url = make_url(ADMIN_URL).set(database=DATABASE).render_as_string(hide_password=False)
     settings = wired_settings(knobs, hub_url, bureau_port, bank_port)
@@ -634,8 +640,8 @@ def report(
     print(f"\n  ratios: {', '.join(f'{k} {v:.2f}' for k, v in ratios.items())}")
     print(
         f"  On {os.cpu_count()} cores the point is that nothing is lost and a second process "
-        "costs little, not a speed-up:\n  the processes share the cores with PostgreSQL, and "
-        "one enrolment run decides every batch itself."
+        "costs little, not a speed-up:\n  the processes share the cores with PostgreSQL (an "
+        "enrolment run and its helper run take both cores with one worker already)."
     )
     print()
     for name, met in targets.items():
