@@ -37,7 +37,7 @@ from prefect.states import Crashed
 
 from flows.loans.deadlines import expire_deadlines
 from flows.loans.delinquency import check_delinquency
-from flows.loans.profiling import profile_applications
+from flows.loans.profiling import profile_applications, profile_lane
 from flows.loans.subsidies import grant_subsidies
 from flows.medical.collections import collect
 from flows.medical.enrollment import enroll_lane, enroll_pending
@@ -99,6 +99,12 @@ def schedules(s: Settings) -> dict[str, Any]:
             Interval(timedelta(seconds=s.profiling_interval_seconds)),
             {},
             "Profile loan applications from the credit database and offer them to banks.",
+        ),
+        "loan-profiling-lane": (
+            profile_lane,
+            None,
+            {},
+            "A helper the profiling flow starts when many applications wait: a range of them.",
         ),
         "loan-deadlines": (
             expire_deadlines,

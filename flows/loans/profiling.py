@@ -3,7 +3,9 @@ in batches (polling; `profiling_interval_seconds`).
 
 Tasks are coarse — one a batch. Inside a batch the credit database is asked
 about the applications concurrently, since each call waits on it, and the
-decisions are then made a chunk per transaction. Safe to rerun at any
+decisions are then made a chunk per transaction. When many are waiting, the
+scheduled run starts helper runs of `loan-profiling-lane` (flows/lanes.py),
+each walking a range of the applications of its own. Safe to rerun at any
 point: an application is decided once, and once profiled the database is not
 asked about it again. The artifact counts applications by outcome, with the
 amounts asked for in yuan; it names no firm and shows nothing of its record.
@@ -11,12 +13,14 @@ amounts asked for in yuan; it names no firm and shows nothing of its record.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import date
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from flows import lanes
 from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
@@ -28,9 +32,45 @@ CONCURRENCY = 16  # credit-database calls in flight at once
 CHUNK = 50  # applications decided in one transaction
 
 
+LANE_DEPLOYMENT = "loan-profiling-lane/loan-profiling-lane"
+
+
 @task(name="applications-to-profile")
-def due_applications(limit: int, after: str | None) -> list[str]:
-    return profiling.due(hub_context(), limit, after)
+def due_applications(limit: int, after: str | None, until: str | None = None) -> list[str]:
+    return profiling.due(hub_context(), limit, after, until)
+
+
+Range = tuple[str | None, str | None]  # (after, until): ids after one, up to the other
+EVERY: list[Range] = [(None, None)]
+
+
+def lane_ranges(ids: list[str], lanes: int) -> list[Range]:
+    """The waiting applications (ids, in order) cut into `lanes` ranges of about the
+    same size, each (after, until): the first from the start, the last open-ended."""
+    cuts = [ids[len(ids) * n // lanes - 1] for n in range(1, lanes)]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+@task(name="start-lanes")
+def start_lanes(
+    batch_size: int, max_batches: int, as_of: date | None
+) -> tuple[list[Range], dict[str, Range]]:
+    """Helper runs for many applications waiting, each walking a range of its own:
+    the ranges left to this run (the first, and any whose helper did not start) and
+    the helpers' ranges by run id."""
+    settings = hub_context().settings
+    waiting = profiling.due(hub_context(), batch_size * max_batches)
+    batches = math.ceil(len(waiting) / batch_size)
+    if settings.profiling_lanes < 2 or batches < settings.profiling_lanes_from:
+        return EVERY, {}
+    ranges = lane_ranges(waiting, min(settings.profiling_lanes, batches))
+    common = {"batch_size": batch_size, "max_batches": max_batches, "as_of": as_of}
+    helpers = [{**common, "after": after, "until": until} for after, until in ranges[1:]]
+    started = lanes.start_helpers(LANE_DEPLOYMENT, helpers)
+    get_run_logger().info("%d batches waiting: %d helper run(s) started", batches, len(started))
+    if not started:
+        return EVERY, {}
+    return [ranges[0], *ranges[1 + len(started) :]], dict(zip(started, ranges[1:], strict=False))
 
 
 @task(name="profile-and-match")
@@ -78,27 +118,71 @@ def summary(counts: Counter[str], amounts: Counter[str]) -> str:
     )
 
 
-@flow(name="loan-profiling", log_prints=False)
-@runs_as_of
-def profile_applications(
-    batch_size: int = 500, max_batches: int = 100, as_of: date | None = None
-) -> dict[str, int]:
-    """Profile and match every application waiting, a batch at a time."""
+def profile_range(
+    batch_size: int, max_batches: int, after: str | None, until: str | None
+) -> tuple[Counter[str], Counter[str]]:
+    """Profile and match the waiting applications after `after` and up to `until`, a
+    batch at a time: counts and amounts asked, by outcome."""
     counts: Counter[str] = Counter()
     amounts: Counter[str] = Counter()
-    after: str | None = None
     for _ in range(max_batches):
-        ids = due_applications(batch_size, after)
+        ids = due_applications(batch_size, after, until)
         if not ids:
             break
         for outcome, amount in profile_batch(ids):
             counts[outcome] += 1
             amounts[outcome] += amount
         after = ids[-1]
-    get_run_logger().info("loan applications: %s", dict(counts))
+    return counts, amounts
+
+
+@flow(name="loan-profiling", log_prints=False)
+@runs_as_of
+def profile_applications(
+    batch_size: int = 500, max_batches: int = 100, as_of: date | None = None
+) -> dict[str, int]:
+    """Profile and match every application waiting, a batch at a time; with helper
+    runs beside this one, each on a range of its own, when many are waiting."""
+    mine, helpers = start_lanes(batch_size, max_batches, as_of)
+    runs = list(helpers)
+    counts: Counter[str] = Counter()
+    amounts: Counter[str] = Counter()
+    try:
+        for after, until in mine:
+            more, asked = profile_range(batch_size, max_batches, after, until)
+            counts, amounts = counts + more, amounts + asked
+    except BaseException:
+        lanes.helpers_at_work(runs, Counter())  # this run failed: none starts late
+        raise
+    cancelled: list[str] = []  # helpers no worker took: their ranges are this run's
+    ended = lanes.beside_helpers(runs, lambda: False, cancelled)
+    for after, until in (helpers[run] for run in cancelled):
+        more, asked = profile_range(batch_size, max_batches, after, until)
+        counts, amounts = counts + more, amounts + asked
+    get_run_logger().info("loan applications: %s; helper runs: %s", dict(counts), dict(ended))
     create_markdown_artifact(
         key="loan-profiling-summary",
         markdown=summary(counts, amounts),
         description="Applications by outcome, this run",
+    )
+    return dict(counts)
+
+
+@flow(name="loan-profiling-lane", log_prints=False)
+@runs_as_of
+def profile_lane(
+    batch_size: int = 500,
+    max_batches: int = 100,
+    as_of: date | None = None,
+    after: str | None = None,
+    until: str | None = None,
+) -> dict[str, int]:
+    """A helper of the loan-profiling flow: the waiting applications after `after` and
+    up to `until`, beside it."""
+    counts, amounts = profile_range(batch_size, max_batches, after, until)
+    create_markdown_artifact(
+        key="loan-profiling-summary",
+        markdown=summary(counts, amounts),
+        description="Applications by outcome, this helper run",
     )
     return dict(counts)

@@ -16,28 +16,19 @@ asked under a key derived from the enrolment's id.
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from datetime import date
-from typing import Any
-from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
-from prefect.deployments import run_deployment
-from prefect.runtime import flow_run
-from prefect.states import Cancelled
 
+from flows import lanes
 from flows.as_of import runs_as_of
 from flows.partners import partner_systems
 from hub.context import hub_context
 from hub.medical import enrollment_run
 
 LANE_DEPLOYMENT = "enrollment-lane/enrollment-lane"
-LANES_AT_MOST_SECONDS = 3600.0  # a helper still running after this is left to itself
-NOT_NEEDED = "the backlog was decided without this helper"
 
 
 @task(name="claim-enrolments")
@@ -59,45 +50,16 @@ def decide_batch(enrollment_ids: list[str]) -> dict[str, int]:
 @task(name="start-lanes")
 def start_lanes(max_batches: int, as_of: date | None) -> list[str]:
     """Helper runs for a backlog of several batches: as many as the setting allows
-    beyond this one, none for a small backlog. Keyed by this run's id, so that a
-    retry of this run starts no more."""
+    beyond this one, none for a small backlog."""
     settings = hub_context().settings
     batches = math.ceil(enrollment_run.backlog(hub_context()) / settings.enrollment_batch_size)
     if settings.enrollment_lanes < 2 or batches < settings.enrollment_lanes_from:
         return []
     helpers = min(settings.enrollment_lanes, batches) - 1
-    started = []
-    for lane in range(1, helpers + 1):
-        try:
-            run: Any = run_deployment(
-                LANE_DEPLOYMENT,
-                parameters={"max_batches": max_batches, "as_of": as_of},
-                timeout=0,
-                idempotency_key=f"{flow_run.get_id()}:lane-{lane}",
-            )
-        except Exception as exc:  # not deployed (an older `up`): this run does it all
-            get_run_logger().warning("no helper run: %s: %s", type(exc).__name__, exc)
-            break
-        started.append(str(run.id))
+    parameters = {"max_batches": max_batches, "as_of": as_of}
+    started = lanes.start_helpers(LANE_DEPLOYMENT, [parameters] * helpers)
     get_run_logger().info("%d batches due: %d helper run(s) started", batches, len(started))
     return started
-
-
-def helpers_at_work(run_ids: list[str], counts: Counter[str]) -> list[str]:
-    """The helpers still at work. One not started yet is cancelled: this run is out of
-    batches, so it would find none. Those that ended are counted by their final state."""
-    at_work = []
-    with get_client(sync_client=True) as client:
-        for run_id in run_ids:
-            state = client.read_flow_run(UUID(run_id)).state
-            if state is not None and state.is_final():
-                counts[state.type.value.lower()] += 1
-            elif state is None or state.type == StateType.SCHEDULED:  # Late ones too
-                client.set_flow_run_state(UUID(run_id), Cancelled(message=NOT_NEEDED))
-                at_work.append(run_id)  # read again: a worker may have taken it meanwhile
-            else:
-                at_work.append(run_id)
-    return at_work
 
 
 def decide_due(max_batches: int) -> Counter[str]:
@@ -134,20 +96,19 @@ def enroll_pending(max_batches: int = 50, as_of: date | None = None) -> dict[str
     one working on while they do (and ending only after them, so the schedule's next
     poll starts no more)."""
     helpers = start_lanes(max_batches, as_of)
-    totals: Counter[str] = Counter()
-    ended: Counter[str] = Counter()
+    totals = Counter[str]()
+
+    def one_more_batch() -> bool:
+        more = decide_due(1)
+        totals.update(more)
+        return bool(more)
+
     try:
-        totals += decide_due(max_batches)
-        deadline = time.monotonic() + LANES_AT_MOST_SECONDS
-        while helpers and time.monotonic() < deadline:
-            helpers = helpers_at_work(helpers, ended)
-            more = decide_due(1) if helpers else Counter()
-            totals += more
-            if helpers and not more:
-                time.sleep(1.0)
-    finally:
-        if helpers:  # this run failed, or its helpers outlasted the wait: none starts late
-            helpers_at_work(helpers, ended)
+        totals.update(decide_due(max_batches))
+    except BaseException:
+        lanes.helpers_at_work(helpers, Counter())  # this run failed: none starts late
+        raise
+    ended = lanes.beside_helpers(helpers, one_more_batch)
     note = f"\nHelper runs (`enrollment-lane`, each with its own summary): {dict(ended)}\n"
     summary("Enrolments decided", totals, note if ended else "")
     return dict(totals)

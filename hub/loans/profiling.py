@@ -85,12 +85,17 @@ class Directory(Protocol):
     def bureau(self) -> bureau.FirmDirectory: ...
 
 
-def due(ctx: HubContext, limit: int, after: str | None = None) -> list[str]:
-    """Applications being profiled, oldest first, after the id `after` (a run walks
-    forward through them, so one that cannot progress does not hold up the rest)."""
+def due(
+    ctx: HubContext, limit: int, after: str | None = None, until: str | None = None
+) -> list[str]:
+    """Applications being profiled, oldest first, after the id `after` and up to
+    `until` (a run walks forward through them, so one that cannot progress does not
+    hold up the rest; helper runs each walk a range of their own)."""
     query = select(LoanApplication.id).where(LoanApplication.status == ApplicationStatus.PROFILING)
     if after is not None:
         query = query.where(LoanApplication.id > after)
+    if until is not None:
+        query = query.where(LoanApplication.id <= until)
     with unit_of_work(ctx.engine, write=False) as session:
         return list(session.scalars(query.order_by(LoanApplication.id).limit(limit)))
 

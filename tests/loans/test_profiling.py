@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from flows.loans.profiling import profile_applications
+from flows.loans.profiling import lane_ranges, profile_applications, profile_lane
 from flows.partners import partner_systems
 from hub import context
 from hub.core import clock
@@ -292,3 +292,39 @@ def test_one_decision_failing_leaves_the_rest_of_its_chunk_decided(
     assert len(stage.events("loan_application.offered")) == 2  # one to b1 for each
     monkeypatch.undo()
     assert stage.profile(ids[FIRM2]) == "offered"  # the next run decides it
+
+
+def test_lane_ranges_give_every_waiting_application_to_one_run() -> None:
+    for size in (4, 5, 9, 1000):
+        ids = [f"app_{n:05d}" for n in range(size)]
+        for count in range(1, 5):
+            ranges = lane_ranges(ids, count)
+            assert len(ranges) == count and ranges[0][0] is None and ranges[-1][1] is None
+            for app in ids:  # (after, until]: each id in exactly one range
+                owners = [(a, u) for a, u in ranges if (a or "") < app <= (u or "~")]
+                assert len(owners) == 1, (size, count, app)
+
+
+def test_many_waiting_start_a_helper_and_its_range_is_done_when_nobody_takes_it(
+    stage: Stage, prefect_harness: None
+) -> None:
+    """Four batches waiting: the run starts a helper run of `loan-profiling-lane` for
+    the second half; nobody serves it here, so the run cancels it and profiles that
+    half itself — every application decided once, by this run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.objects import StateType
+
+    for firm in (FIRM, FIRM2, FIRM3, FIRM4):
+        stage.pin(firm)
+    assert stage.product("b1", "P1").status_code == 201
+    ids = [stage.apply(firm) for firm in (FIRM, FIRM2, FIRM3, FIRM4)]
+    profile_lane.to_deployment(name="loan-profiling-lane").apply()
+    state = profile_applications(batch_size=1, return_state=True)
+    assert state.result() == {"offered": 4}
+    assert all(stage.get("ch", i).json()["status"] == "open" for i in ids)
+    with get_client(sync_client=True) as client:
+        parent = FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+        helpers = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+    assert [h.state_type for h in helpers] == [StateType.CANCELLED]
+    assert profile_applications() == {}  # nothing left: a rerun changes nothing
