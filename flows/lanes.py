@@ -49,42 +49,46 @@ def start_helpers(deployment: str, parameters: list[dict[str, Any]]) -> list[str
 
 
 def helpers_at_work(
-    run_ids: list[str], ended: Counter[str], cancelled: list[str] | None = None
+    run_ids: list[str], ended: Counter[str], undone: list[str] | None = None
 ) -> list[str]:
-    """The helpers still at work. One not started yet is cancelled (and added to
-    `cancelled`): the calling run is out of work, so it would find none, or will do
-    the helper's part itself. Those that ended are counted by their final state."""
+    """The helpers still at work. One not started yet is cancelled: the calling run is
+    out of work, so it would find none, or will do the helper's part itself (a
+    cancelled run can no longer start: Prefect refuses it Running). Those that ended
+    are counted by their final state; those that did not complete, cancelled here
+    included, are added to `undone`."""
     at_work = []
     with get_client(sync_client=True) as client:
         for run_id in run_ids:
             state = client.read_flow_run(UUID(run_id)).state
-            if state is not None and state.is_final():
-                ended[state.type.value.lower()] += 1
-            elif state is None or state.type == StateType.SCHEDULED:  # Late ones too
+            if state is None or state.type == StateType.SCHEDULED:  # Late ones too
                 cancel: State[Any] = Cancelled(message=NOT_NEEDED)
-                taken = client.set_flow_run_state(UUID(run_id), cancel).status
-                if taken == SetStateStatus.ACCEPT and cancelled is not None:
-                    cancelled.append(run_id)  # it can no longer start
-                at_work.append(run_id)  # read again: refused if a worker took it meanwhile
-            else:
+                if client.set_flow_run_state(UUID(run_id), cancel).status != SetStateStatus.ACCEPT:
+                    at_work.append(run_id)  # read it again
+                    continue
+                state = cancel
+            if not state.is_final():
                 at_work.append(run_id)
+                continue
+            ended[state.type.value.lower()] += 1
+            if state.type != StateType.COMPLETED and undone is not None:
+                undone.append(run_id)
     return at_work
 
 
 def beside_helpers(
-    helpers: list[str], work: Callable[[], bool], cancelled: list[str] | None = None
+    helpers: list[str], work: Callable[[], bool], undone: list[str] | None = None
 ) -> Counter[str]:
     """Until every helper has ended: `work` (a batch, True if there was one), or a
-    second's wait; any helper not started by then is cancelled (and added to
-    `cancelled`), also if this run fails. The helpers' final states, counted."""
+    second's wait; any helper not started by then is cancelled, also if this run
+    fails. The helpers' final states, counted; those that did not complete in `undone`."""
     ended: Counter[str] = Counter()
     deadline = time.monotonic() + AT_MOST_SECONDS
     try:
         while helpers and time.monotonic() < deadline:
-            helpers = helpers_at_work(helpers, ended, cancelled)
+            helpers = helpers_at_work(helpers, ended, undone)
             if helpers and not work():
                 time.sleep(1.0)
     finally:
         if helpers:
-            helpers_at_work(helpers, ended, cancelled)
+            helpers_at_work(helpers, ended, undone)
     return ended

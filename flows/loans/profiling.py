@@ -152,11 +152,13 @@ def profile_applications(
             more, asked = profile_range(batch_size, max_batches, after, until)
             counts, amounts = counts + more, amounts + asked
     except BaseException:
-        lanes.helpers_at_work(runs, Counter())  # this run failed: none starts late
+        # This run failed: none starts late, and those at work end before the next
+        # poll (this deployment's slot held meanwhile) cuts ranges over theirs.
+        lanes.beside_helpers(runs, lambda: False)
         raise
-    cancelled: list[str] = []  # helpers no worker took: their ranges are this run's
-    ended = lanes.beside_helpers(runs, lambda: False, cancelled)
-    for after, until in (helpers[run] for run in cancelled):
+    undone: list[str] = []  # helpers no worker took, or that failed: their ranges
+    ended = lanes.beside_helpers(runs, lambda: False, undone)
+    for after, until in (helpers[run] for run in undone):
         more, asked = profile_range(batch_size, max_batches, after, until)
         counts, amounts = counts + more, amounts + asked
     get_run_logger().info("loan applications: %s; helper runs: %s", dict(counts), dict(ended))
