@@ -258,23 +258,13 @@ def simulator(module: str, port: int, key: str, args: argparse.Namespace, *extra
     return spawn(module, command, {}, f"http://127.0.0.1:{port}/_sim/knobs", log)
 
 
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The settings as CREDITHUB_* variables, for a child process."""
-    environment = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-            environment[f"CREDITHUB_{name.upper()}"] = text
-    return environment
-
-
 def serve_lanes(settings: Settings, prefect_port: int, log: IO[bytes]) -> Child:
     """The `enrollment-lane` deployment served as `credithub up` serves it (each run a
     process of its own): where the flow's helper runs for a large backlog go. Up once
     the deployment exists on the Prefect server."""
     code = "from flows.medical.enrollment import enroll_lane as f; f.serve(name='enrollment-lane')"
     env = {
-        **settings_environment(settings),
+        **settings.as_environment(),
         **prefect_env(prefect_port, OUT / "prefect"),
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",  # a helper starts within a second of its run
         "PREFECT_LOGGING_LEVEL": "WARNING",

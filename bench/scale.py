@@ -114,8 +114,8 @@ WORK = OUT / "scale"  # logs, wrk's files, Prefect's homes (emptied at each run)
 
 
 def on_path_of_tests() -> None:
-    """The project's root on the path, for tests/ (not installed): its helpers that
-    start `credithub api` and give the settings as variables."""
+    """The project's root on the path, for tests/ (not installed): its helper that
+    starts `credithub api`."""
     if str(ROOT) not in sys.path:
         sys.path.append(str(ROOT))
 
@@ -281,12 +281,9 @@ class Prefect:
 def flow_environment(settings: Settings, home: Path) -> dict[str, str]:
     """What every part needs: the hub's settings (workers' flow runs read them), Prefect
     quiet and its schedules off (only the bench's runs), pools fit for 100 connections."""
-    on_path_of_tests()
-    from tests.crashing import settings_environment
-
     return {
         **os.environ,
-        **settings_environment(settings),
+        **settings.as_environment(),
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

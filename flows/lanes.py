@@ -30,8 +30,8 @@ NOT_NEEDED = "the backlog was done without this helper"
 
 def start_helpers(deployment: str, parameters: list[dict[str, Any]]) -> list[str]:
     """A run of `deployment` for each set of parameters; their ids. Keyed by this run's
-    id, so that a retry of this run starts no more. None when the deployment is not
-    there (an older `up`): this run then does it all."""
+    id, so that a retry of this run starts no more. None are started when the
+    deployment is not there (an older `up`): this run then does it all."""
     started = []
     for lane, given in enumerate(parameters, start=1):
         try:

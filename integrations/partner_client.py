@@ -39,6 +39,7 @@ from tenacity import (
 )
 
 from integrations.errors import BadResponse, Rejected, Unavailable
+from models.core.partner_errors import CALL_DEADLINE_SECONDS
 
 T = TypeVar("T")
 log = logging.getLogger("credithub.partners")
@@ -157,7 +158,7 @@ class RetryPolicy:
     attempts: int = 4
     first_wait_s: float = 0.05
     max_wait_s: float = 1.0
-    deadline_s: float = 20.0
+    deadline_s: float = CALL_DEADLINE_SECONDS
 
 
 class _Transient(Exception):

@@ -34,17 +34,6 @@ def kill_points(seed: int, trials: int, commits: int, calls: int = 0) -> list[st
     return picked
 
 
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The settings as CREDITHUB_* variables, for a child process."""
-    environment = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        environment[f"CREDITHUB_{name.upper()}"] = text
-    return environment
-
-
 @dataclass(frozen=True)
 class FlowProcess:
     killed: bool
@@ -68,7 +57,7 @@ def run_flow_process(
     clock.write_clock_file(clock_file, clock.now())  # the child reads the test's instant
     environment = {
         **os.environ,
-        **settings_environment(settings),
+        **settings.as_environment(),
         clock.CLOCK_FILE_VARIABLE: str(clock_file),
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "PREFECT_LOGGING_LEVEL": "WARNING",

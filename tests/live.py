@@ -16,7 +16,7 @@ import httpx
 
 from credithub.threaded_server import free_port, serve
 from hub.settings import Settings
-from tests.crashing import ROOT, settings_environment
+from tests.crashing import ROOT
 
 __all__ = ["api_process", "free_port", "live_server", "serve"]
 
@@ -44,7 +44,7 @@ def api_process(
     group, so its log is complete; SIGKILL after 30 s) if still running."""
     environment = {
         **os.environ,
-        **settings_environment(settings),
+        **settings.as_environment(),
         "PREFECT_API_URL": "http://127.0.0.1:9/api",  # the API starts no flow here
         **(env or {}),
     }

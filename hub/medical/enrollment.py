@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from hub.core import bureau, consent, events
 from hub.core.clock import business_date
@@ -185,7 +186,7 @@ def _view(enrollment: Enrollment, line: dict[str, Any] | None) -> dict[str, Any]
     }
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime) -> ColumnElement[bool]:
     return (Enrollment.status == EnrollmentStatus.PENDING) & (Enrollment.next_attempt_at <= now)
 
 

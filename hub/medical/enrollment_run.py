@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from hub.core import clock
 from hub.core.db import unit_of_work
 from hub.medical import enrollment
+from models.core.partner_errors import CALL_DEADLINE_SECONDS
 
 if TYPE_CHECKING:
     from hub.context import HubContext
@@ -32,11 +33,6 @@ def claim(ctx: HubContext, limit: int) -> list[str]:
         return enrollment.claim(session, clock.now(), limit, claim_for(ctx.settings))
 
 
-# A partner call gives up after this long, its retries included (RetryPolicy.deadline_s
-# in integrations/partner_client.py).
-PARTNER_CALL_AT_MOST_SECONDS = 20
-
-
 def claim_for(settings: Settings) -> timedelta:
     """How long a claimed batch is left to its run: the setting, else as long as deciding
     it can take when every partner call runs to its deadline (the credit database's
@@ -45,7 +41,7 @@ def claim_for(settings: Settings) -> timedelta:
     if settings.enrollment_claim_seconds is not None:
         return timedelta(seconds=settings.enrollment_claim_seconds)
     rounds = math.ceil(settings.enrollment_batch_size / max(settings.enrollment_concurrency, 1))
-    return timedelta(seconds=2 * rounds * PARTNER_CALL_AT_MOST_SECONDS + 60)
+    return timedelta(seconds=2 * rounds * CALL_DEADLINE_SECONDS + 60)
 
 
 def decide(

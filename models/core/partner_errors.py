@@ -7,6 +7,9 @@ be reached" without knowing anything about HTTP.
 
 from __future__ import annotations
 
+# The longest one call to a partner takes, its retries included: then it is Unavailable.
+CALL_DEADLINE_SECONDS = 20.0
+
 
 class PartnerError(Exception):
     """A call to a partner system failed."""
