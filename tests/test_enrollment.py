@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.schemas.objects import StateType
+from pydantic import ValidationError
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -595,3 +596,12 @@ def test_a_backlog_of_batches_starts_helpers_and_cancels_those_not_needed(
         (True, StateType.CANCELLED)
     ]
     assert enroll_pending() == {}  # and a small backlog starts none
+
+
+@pytest.mark.parametrize(
+    "bad", [{"enrollment_lanes": 0}, {"enrollment_claim_seconds": 0}, {"profiling_lanes": 0}]
+)
+def test_lanes_and_claims_refuse_what_would_break_them(bad: dict[str, int], tmp_path: Path) -> None:
+    """No lane at all, or a claim over as it starts (runs would take each other's rows)."""
+    with pytest.raises(ValidationError):
+        Settings(home=tmp_path, secret_key="k", **bad)  # type: ignore[arg-type]

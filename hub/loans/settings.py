@@ -38,8 +38,8 @@ class LoansSettings(BaseModel):
     profiling_interval_seconds: int = 10  # how often the served flow looks for applications
     # Many applications waiting are profiled by this many runs at once (the scheduled
     # one and helpers on the work pool), each walking a range of its own.
-    profiling_lanes: int = 2
-    profiling_lanes_from: int = 4  # batches waiting before helpers are worth their start
+    profiling_lanes: int = Field(default=2, ge=1)
+    profiling_lanes_from: int = Field(default=4, ge=1)  # batches waiting: helpers worth it
     loan_deadlines_cron: str = "5 0 * * *"  # expire unanswered applications and offers
     delinquency_cron: str = "15 0 * * *"
     subsidies_cron: str = "0 6 1 * *"  # the 1st of each month

@@ -7,7 +7,7 @@ A mixin of `hub.settings.Settings`: every field keeps its flat
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class MedicalSettings(BaseModel):
@@ -27,11 +27,11 @@ class MedicalSettings(BaseModel):
     enrollment_interval_seconds: int = 10  # how often the served flow looks for work
     # A large backlog is decided by this many flow runs at once (the scheduled one and
     # helpers on the work pool), each claiming batches of its own for a while.
-    enrollment_lanes: int = 2
-    enrollment_lanes_from: int = 4  # batches due before helpers are worth their start
+    enrollment_lanes: int = Field(default=2, ge=1)
+    enrollment_lanes_from: int = Field(default=4, ge=1)  # batches due: helpers worth it
     # A claimed batch is left to its run this long; by default as long as deciding it
     # can take (`hub.medical.enrollment_run.claim_for`): 22 minutes at these settings.
-    enrollment_claim_seconds: int | None = None
+    enrollment_claim_seconds: int | None = Field(default=None, ge=1)
 
     hospital_systems: dict[str, dict[str, str]] = {}  # hospitals' own systems (HIS), by code
     demo_rate: float = 1.0  # actions a second the hospitals' stand-in sends under `up`
